@@ -1,0 +1,7 @@
+"""Metrics and Lightning callbacks that torchmetrics lacks for training generative models."""
+
+from torchmetrics_ext.text import CausalLMCrossEntropy, CausalLMPerplexity, CausalLMTokenAccuracy
+
+__version__ = "0.1.0"
+
+__all__ = ["CausalLMCrossEntropy", "CausalLMPerplexity", "CausalLMTokenAccuracy", "__version__"]
