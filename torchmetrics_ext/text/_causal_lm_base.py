@@ -1,9 +1,10 @@
 """What the causal-LM metric classes share: their arguments and the negative log-likelihood states."""
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
+from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from torchmetrics_ext.functional.text.cross_entropy import _causal_lm_nll_update
 from torchmetrics_ext.metric import StableDtypeMetric
@@ -31,6 +32,28 @@ class _CausalLMMetric(StableDtypeMetric):
         self.chunk_size = chunk_size
         self.non_finite = non_finite
 
+    def plot(
+        self, val: Optional[Union[Tensor, Sequence[Tensor]]] = None, ax: Optional[_AX_TYPE] = None
+    ) -> _PLOT_OUT_TYPE:
+        """Plot one value or a sequence of values of the metric (``compute()`` when ``val`` is None).
+
+        Args:
+            val: a value or a sequence of values returned by ``forward`` or ``compute``.
+            ax: a matplotlib axis to draw on; a new figure when None.
+
+        Returns:
+            The figure and the axis.
+
+        Example:
+            >>> import torch
+            >>> from torchmetrics_ext.text import CausalLMPerplexity
+            >>> metric = CausalLMPerplexity()
+            >>> values = [metric(torch.randn(2, 8, 5), torch.randint(5, (2, 8))) for _ in range(4)]
+            >>> fig_, ax_ = metric.plot(values)
+
+        """
+        return self._plot(val, ax)
+
 
 class _CausalLMNLLMetric(_CausalLMMetric):
     """Accumulates the float64 sum of the target tokens' negative log-likelihoods and their int64 count."""
@@ -38,8 +61,15 @@ class _CausalLMNLLMetric(_CausalLMMetric):
     nll_sum: Tensor
     count: Tensor
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        ignore_index: Optional[int] = -100,
+        shift: bool = True,
+        chunk_size: Optional[int] = None,
+        non_finite: str = "error",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(ignore_index, shift, chunk_size, non_finite, **kwargs)
         self.add_state("nll_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
 

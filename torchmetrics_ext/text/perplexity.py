@@ -1,9 +1,6 @@
 """Perplexity of a causal language model, as a ``torchmetrics.Metric``."""
 
-from typing import Optional, Sequence, Union
-
 from torch import Tensor
-from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from torchmetrics_ext.functional.text.perplexity import _causal_lm_perplexity_compute
 from torchmetrics_ext.text._causal_lm_base import _CausalLMNLLMetric
@@ -41,7 +38,7 @@ class CausalLMPerplexity(_CausalLMNLLMetric):
         shift: ``True`` shifts the labels left by one; ``False`` takes ``logits[:, t]`` as the prediction of
             ``labels[:, t]``.
         chunk_size: target tokens per chunk; ``None`` picks a chunk of about 4 MiB of float32 on CPUs and
-            256 MiB on accelerators.
+            64 MiB on accelerators.
         non_finite: ``"error"`` raises on NaN or infinite logits at a counted position, ``"skip"`` leaves such
             tokens out.
         kwargs: additional keyword arguments of :class:`~torchmetrics.Metric`.
@@ -70,18 +67,3 @@ class CausalLMPerplexity(_CausalLMNLLMetric):
     def compute(self) -> Tensor:
         """Return the perplexity over every counted token seen since the last reset."""
         return _causal_lm_perplexity_compute(self.nll_sum, self.count)
-
-    def plot(
-        self, val: Optional[Union[Tensor, Sequence[Tensor]]] = None, ax: Optional[_AX_TYPE] = None
-    ) -> _PLOT_OUT_TYPE:
-        """Plot one value or a sequence of values of the metric (``compute()`` when ``val`` is None).
-
-        Example:
-            >>> import torch
-            >>> from torchmetrics_ext.text import CausalLMPerplexity
-            >>> metric = CausalLMPerplexity()
-            >>> values = [metric(torch.randn(2, 8, 5), torch.randint(5, (2, 8))) for _ in range(4)]
-            >>> fig_, ax_ = metric.plot(values)
-
-        """
-        return self._plot(val, ax)

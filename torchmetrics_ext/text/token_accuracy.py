@@ -1,10 +1,9 @@
 """Next-token accuracy of a causal language model, as a ``torchmetrics.Metric``."""
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
-from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from torchmetrics_ext.functional.text.token_accuracy import (
     _causal_lm_token_accuracy_compute,
@@ -42,7 +41,7 @@ class CausalLMTokenAccuracy(_CausalLMMetric):
         shift: ``True`` shifts the labels left by one; ``False`` takes ``logits[:, t]`` as the prediction of
             ``labels[:, t]``.
         chunk_size: target tokens per chunk; ``None`` picks a chunk of about 4 MiB of float32 on CPUs and
-            256 MiB on accelerators.
+            64 MiB on accelerators.
         non_finite: ``"error"`` raises on NaN or infinite logits at a counted position, ``"skip"`` leaves such
             tokens out.
         kwargs: additional keyword arguments of :class:`~torchmetrics.Metric`.
@@ -97,18 +96,3 @@ class CausalLMTokenAccuracy(_CausalLMMetric):
     def compute(self) -> Tensor:
         """Return the accuracy over every counted token seen since the last reset."""
         return _causal_lm_token_accuracy_compute(self.correct, self.count)
-
-    def plot(
-        self, val: Optional[Union[Tensor, Sequence[Tensor]]] = None, ax: Optional[_AX_TYPE] = None
-    ) -> _PLOT_OUT_TYPE:
-        """Plot one value or a sequence of values of the metric (``compute()`` when ``val`` is None).
-
-        Example:
-            >>> import torch
-            >>> from torchmetrics_ext.text import CausalLMTokenAccuracy
-            >>> metric = CausalLMTokenAccuracy()
-            >>> metric.update(torch.randn(2, 8, 5), torch.randint(5, (2, 8)))
-            >>> fig_, ax_ = metric.plot()
-
-        """
-        return self._plot(val, ax)

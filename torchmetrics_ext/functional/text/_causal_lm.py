@@ -1,14 +1,19 @@
 """The shift and the chunked log-softmax core of the causal-LM metrics: the one place logits are read.
 
-Logits are read one chunk of counted target tokens at a time: the chunk's rows are copied and upcast to float32
-(float64 logits stay float64) and their log-softmax taken there, so the extra memory of a call is a few chunks plus
-a few bytes per token, never a copy of the logits, and nothing is rounded to the logits' own dtype. A float32 log-softmax is off by about 1e-7 nats per token; that is
-a relative error below 1e-6 for every token whose negative log-likelihood exceeds ``_CONFIDENT_NLL``. Below it (the
-model is confident and right) the value is taken again as
+Logits are read one chunk of counted target tokens at a time, upcast to float32 (float64 logits stay float64) in a
+buffer reused from chunk to chunk: the extra memory of a call is two chunks plus a few bytes per token, never a copy
+of the logits, and nothing is rounded to the logits' own dtype. For a row ``x`` and its target ``y``
 
-    nll = log(sum_i exp(x_i - x_y)) = log1p(sum_{i != y} exp(x_i - x_y))
+    nll = logsumexp(x) - x_y
 
-whose terms are all small, so ``log1p`` keeps the relative error near 1e-7 however close to 0 the value is.
+The float32 sums behind ``logsumexp`` drift with their length (about -1e-5 nats over 256k logits in one run), so
+each row is cut into blocks of at most ``_BLOCK`` logits whose log-normalisers are combined in float64: the error
+stays near 1e-7 nats per token whatever the vocabulary. Below ``_CONFIDENT_NLL`` (the model is confident and right)
+the difference above would lose the value's relative precision, so it is taken again as
+
+    nll = log1p(sum_{i != y} exp(x_i - x_y))
+
+whose terms are all small, and ``log1p`` keeps the relative error near 1e-7 however close to 0 the value is.
 """
 
 from typing import NamedTuple, Optional
@@ -22,7 +27,9 @@ from torchmetrics_ext.utilities.checks import _check_causal_lm_inputs
 # Default chunk budget: the float32 work buffer of one chunk. Small on CPUs so that a chunk stays in cache,
 # large on accelerators so that the kernel launches of a chunk are paid for.
 _CHUNK_BYTES_CPU = 4 * 2**20
-_CHUNK_BYTES_ACCELERATOR = 256 * 2**20
+_CHUNK_BYTES_ACCELERATOR = 64 * 2**20
+# Length of the float32 sums of a log-normaliser: their drift grows with it, their count per row shrinks with it.
+_BLOCK = 4096
 # Below this negative log-likelihood (probability above 0.94) a token's value is refined with log1p.
 _CONFIDENT_NLL = 0.0625
 
@@ -72,22 +79,63 @@ def _select_targets(
     return batch * seq_len + position, tokens
 
 
-def _read_rows(logits: Tensor, rows: Tensor) -> Tensor:
-    """Copy the rows ``logits.view(-1, V)[rows]`` into a new float32 (or float64) tensor [len(rows), V]."""
+def _vocabulary_blocks(vocab_size: int) -> tuple[int, int]:
+    """Cut a vocabulary into ``count`` blocks of ``width`` logits, with ``width <= _BLOCK`` and little padding."""
+    count = -(-vocab_size // _BLOCK)
+    return count, -(-vocab_size // count)
+
+
+def _work_buffer(rows: int, vocab_size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A [rows, count * width] buffer; the columns past ``vocab_size`` hold -inf, a probability of 0."""
+    count, width = _vocabulary_blocks(vocab_size)
+    return torch.full((rows, count * width), float("-inf"), dtype=dtype, device=device)
+
+
+def _read_rows(logits: Tensor, rows: Tensor, buffer: Tensor, writable: bool = False) -> Tensor:
+    """Return the rows ``logits.view(-1, V)[rows]`` (``rows`` ascending) upcast, padded to the width of ``buffer``.
+
+    They are copied into ``buffer`` unless they already are a contiguous range of the right dtype and width and the
+    caller does not write to them: then the logits are read in place.
+    """
     batch_size, seq_len, vocab_size = logits.shape
-    if logits.stride(0) == seq_len * logits.stride(1):  # [B, T] flattens without a copy: a plain row gather
-        picked = logits.view(batch_size * seq_len, vocab_size).index_select(0, rows)
+    if logits.stride(0) == seq_len * logits.stride(1):  # [B, T] flattens without a copy
+        flat = logits.view(batch_size * seq_len, vocab_size)
+        first, last = rows[[0, -1]].tolist()
+        source = flat[first : last + 1] if last - first + 1 == len(rows) else flat.index_select(0, rows)
     else:
-        picked = logits[rows // seq_len, rows % seq_len]
-    return picked if picked.dtype in (torch.float32, torch.float64) else picked.float()
+        source = logits[rows // seq_len, rows % seq_len]
+    if not writable and source.dtype == buffer.dtype and source.shape[1] == buffer.shape[1] and source.is_contiguous():
+        return source
+    buffer[: len(rows), :vocab_size] = source
+    return buffer[: len(rows)]
 
 
-def _refine_confident_nll(nll: Tensor, logits: Tensor, rows: Tensor, tokens: Tensor, step: int) -> None:
+def _block_maxima(work: Tensor, log_probs: Tensor, logit_max: Tensor, log_prob_max: Tensor) -> None:
+    """Write, for each vocabulary block of the rows of ``work``, the maximum logit and the maximum log-softmax.
+
+    ``logit_max`` and ``log_prob_max`` are [n, count] outputs. At the maximum of a block its log-softmax is
+    ``-log(sum exp(x - max))``, a small number that float32 holds to 1e-7: see ``_log_normalizer``.
+    """
+    width = work.shape[1] // logit_max.shape[1]
+    blocks = work.view(-1, width)
+    block_log_probs = torch.log_softmax(blocks, dim=1, out=log_probs.view(-1, width)[: len(blocks)])
+    torch.amax(blocks, dim=1, out=logit_max.view(-1))
+    torch.amax(block_log_probs, dim=1, out=log_prob_max.view(-1))
+
+
+def _log_normalizer(logit_max: Tensor, log_prob_max: Tensor) -> Tensor:
+    """``logsumexp`` of whole rows in float64 from their blocks': ``logsumexp_b(max_b - max(log_softmax_b))``."""
+    block_lse = logit_max.double() - log_prob_max.double()
+    block_lse[logit_max == float("-inf")] = float("-inf")  # a block of ruled-out tokens adds nothing
+    return torch.logsumexp(block_lse, dim=1)
+
+
+def _refine_confident_nll(nll: Tensor, logits: Tensor, rows: Tensor, tokens: Tensor, buffer: Tensor) -> None:
     """Recompute in place, as ``log1p(sum_{i != y} exp(x_i - x_y))``, the values of ``nll`` below _CONFIDENT_NLL."""
     confident = (nll < _CONFIDENT_NLL).nonzero().squeeze(1)
-    for start in range(0, confident.numel(), step):
-        which = confident[start : start + step]
-        work, target = _read_rows(logits, rows[which]), tokens[which].unsqueeze(1)
+    for start in range(0, confident.numel(), len(buffer)):
+        which = confident[start : start + len(buffer)]
+        work, target = _read_rows(logits, rows[which], buffer, writable=True), tokens[which].unsqueeze(1)
         work -= work.gather(1, target)  # every x_i - x_y < log(e^0.0625 - 1) < 0: exp cannot overflow
         work.exp_().scatter_(1, target, 0.0)
         nll[which] = torch.log1p(work.sum(1).double())
@@ -128,23 +176,33 @@ def _causal_lm_statistics(
     """
     _check_causal_lm_inputs(logits, labels, attention_mask, shift, top_k or 1)
     rows, tokens = _select_targets(labels, attention_mask, ignore_index, shift, logits.shape[-1])
-    step = chunk_size or _default_chunk_size(logits.shape[-1], logits.device)
+    step = min(chunk_size or _default_chunk_size(logits.shape[-1], logits.device), max(1, tokens.numel()))
+    # the two chunk-sized buffers, reused for every chunk: the whole extra memory of the call but for [N] vectors
     work_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    target_log_prob = torch.empty(tokens.shape, dtype=work_dtype, device=logits.device)
+    buffer = _work_buffer(step, logits.shape[-1], work_dtype, logits.device)
+    log_probs = torch.empty_like(buffer) if need_nll else None
+    # per token: the maxima of each vocabulary block and the target logit, combined in float64 after the loop
+    blocks = _vocabulary_blocks(logits.shape[-1])[0]
+    logit_max = torch.empty(len(tokens), blocks, dtype=work_dtype, device=logits.device)
+    log_prob_max = torch.empty_like(logit_max)
+    target_logit = torch.empty(len(tokens), 1, dtype=work_dtype, device=logits.device)
     hits = torch.zeros(tokens.shape, dtype=torch.bool, device=logits.device)
     finite = torch.ones(tokens.shape, dtype=torch.bool, device=logits.device)
     for start in range(0, tokens.numel(), step):
         part = slice(start, start + step)
-        work, target = _read_rows(logits, rows[part]), tokens[part].unsqueeze(1)
+        work, target = _read_rows(logits, rows[part], buffer), tokens[part].unsqueeze(1)
         if need_nll:
-            target_log_prob[part] = torch.log_softmax(work, dim=1).gather(1, target).squeeze(1)
+            _block_maxima(work, log_probs, logit_max[part], log_prob_max[part])
+            torch.gather(work, 1, target, out=target_logit[part])
         if top_k is not None:
             hits[part], finite[part] = _top_k_hits(work, target, top_k)
 
-    nll = -target_log_prob.double()
+    nll_sum = torch.zeros((), dtype=torch.float64, device=logits.device)
     if need_nll:
-        _refine_confident_nll(nll, logits, rows, tokens, step)
+        nll = _log_normalizer(logit_max, log_prob_max) - target_logit.squeeze(1).double()
+        _refine_confident_nll(nll, logits, rows, tokens, buffer)
         finite = torch.isfinite(nll)
+        nll_sum = torch.where(finite, nll, 0.0).sum()
     count = finite.sum()
     skipped = tokens.numel() - int(count)
     if skipped and non_finite == "error":
@@ -153,7 +211,7 @@ def _causal_lm_statistics(
             " target tokens have NaN or +inf logits, or a target logit of -inf. Pass `non_finite='skip'` to leave"
             " those tokens out."
         )
-    return CausalLMStatistics(torch.where(finite, nll, 0.0).sum(), (hits & finite).sum(), count)
+    return CausalLMStatistics(nll_sum, (hits & finite).sum(), count)
 
 
 def _mean_over_tokens(total: Tensor, count: Tensor) -> Tensor:

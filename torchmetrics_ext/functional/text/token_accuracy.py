@@ -58,7 +58,7 @@ def causal_lm_token_accuracy(
         shift: ``True`` shifts the labels left by one; ``False`` takes ``logits[:, t]`` as the prediction of
             ``labels[:, t]``.
         chunk_size: target tokens per chunk; ``None`` picks a chunk of about 4 MiB of float32 on CPUs and
-            256 MiB on accelerators.
+            64 MiB on accelerators.
         non_finite: ``"error"`` raises on NaN or infinite logits at a counted position, ``"skip"`` leaves such
             tokens out.
         top_k: a target counts as correct when it is among the ``top_k`` highest logits.

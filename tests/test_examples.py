@@ -1,0 +1,29 @@
+"""The examples run end to end: a few training steps of the tiny language model already beat a uniform guess."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _load_example(name: str):
+    # The examples are scripts, not a package: load one from its file.
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_tiny_lm_beats_a_uniform_guess(capsys):
+    example = _load_example("train_tiny_lm")
+    argv = ["--epochs", "1", "--steps-per-epoch", "30", "--batch-size", "16", "--context", "64"]
+    metrics = example.main(argv + ["--accelerator", "cpu", "--no-progress-bar"])
+
+    assert math.isfinite(metrics["perplexity"])
+    assert 1.0 < metrics["perplexity"] < metrics["vocab_size"]
+    assert math.isclose(metrics["cross_entropy"], math.log(metrics["perplexity"]), rel_tol=1e-5)
+    assert 0.0 < metrics["token_accuracy"] < 1.0
+    printed = capsys.readouterr().out
+    assert "epoch 0: val perplexity" in printed
+    assert "final val perplexity" in printed
