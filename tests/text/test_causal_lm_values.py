@@ -161,3 +161,14 @@ def test_long_vocabulary_sums_do_not_drift():
     logits = logits.to(torch.bfloat16)
     nll_sum, count = _causal_lm_nll_update(logits, labels, None, -100, True, None, "error")  # float64, unrounded
     assert abs(float(nll_sum) / int(count) - reference.cross_entropy(logits, labels)) < 1e-6
+
+
+@pytest.mark.parametrize("top_k", [2, 3, 7])
+def test_top_k_with_many_ties_matches_a_stable_sort(top_k):
+    """Logits of five distinct values tie at the k-th place all the time: the lower token id must rank first."""
+    from torchmetrics_ext.functional.text import causal_lm_token_accuracy
+
+    logits, labels, _ = random_batch(batch_size=3, seq_len=40, vocab_size=12, pad=False)
+    logits = logits.round().clamp(-2, 2).to(torch.bfloat16)
+    expected = reference.token_accuracy(logits, labels, top_k=top_k)
+    assert float(causal_lm_token_accuracy(logits, labels, top_k=top_k)) == pytest.approx(expected, abs=1e-7)

@@ -6,9 +6,9 @@ of the logits, and nothing is rounded to the logits' own dtype. For a row ``x`` 
 
     nll = logsumexp(x) - x_y
 
-The float32 sums behind ``logsumexp`` drift with their length (about -1e-5 nats over 256k logits in one run), so
-each row is cut into blocks of at most ``_BLOCK`` logits whose log-normalisers are combined in float64: the error
-stays near 1e-7 nats per token whatever the vocabulary. Below ``_CONFIDENT_NLL`` (the model is confident and right)
+The float32 sums of a CPU log-softmax drift with their length (-5e-7 nats over 32k logits, -1e-5 over 256k in our
+runs), so a longer row is cut into blocks of at most ``_BLOCK`` logits whose log-normalisers are combined in
+float64: the error stays below 1e-6 nats per token whatever the vocabulary. Below ``_CONFIDENT_NLL`` (the model is confident and right)
 the difference above would lose the value's relative precision, so it is taken again as
 
     nll = log1p(sum_{i != y} exp(x_i - x_y))
@@ -28,8 +28,8 @@ from torchmetrics_ext.utilities.checks import _check_causal_lm_inputs
 # large on accelerators so that the kernel launches of a chunk are paid for.
 _CHUNK_BYTES_CPU = 4 * 2**20
 _CHUNK_BYTES_ACCELERATOR = 64 * 2**20
-# Length of the float32 sums of a log-normaliser: their drift grows with it, their count per row shrinks with it.
-_BLOCK = 4096
+# Most logits in one float32 log-softmax: its sums drift with their length (-5e-7 nats at 32k, -1e-5 at 256k).
+_BLOCK = 32768
 # Below this negative log-likelihood (probability above 0.94) a token's value is refined with log1p.
 _CONFIDENT_NLL = 0.0625
 
@@ -110,23 +110,31 @@ def _read_rows(logits: Tensor, rows: Tensor, buffer: Tensor, writable: bool = Fa
     return buffer[: len(rows)]
 
 
-def _block_maxima(work: Tensor, log_probs: Tensor, logit_max: Tensor, log_prob_max: Tensor) -> None:
-    """Write, for each vocabulary block of the rows of ``work``, the maximum logit and the maximum log-softmax.
+def _block_log_normalizer_terms(
+    work: Tensor, log_probs: Tensor, target: Tensor, logit_at: Tensor, log_prob_at: Tensor
+) -> None:
+    """Write, for each vocabulary block of the rows of ``work``, a logit and the log-softmax of the block there.
 
-    ``logit_max`` and ``log_prob_max`` are [n, count] outputs. At the maximum of a block its log-softmax is
-    ``-log(sum exp(x - max))``, a small number that float32 holds to 1e-7: see ``_log_normalizer``.
+    Their difference ``x_j - log_softmax(x)_j`` is the block's log-normaliser at any ``j``; it is read where the
+    log-softmax is held best: at the target when a row is one block (``nll = -log_softmax(x)_y`` as the kernel
+    gives it), else at each block's maximum, where the log-softmax is ``-log(sum exp(x - max))``, a small number
+    that float32 holds to 1e-7. ``logit_at`` and ``log_prob_at`` are [n, count] outputs.
     """
-    width = work.shape[1] // logit_max.shape[1]
+    width = work.shape[1] // logit_at.shape[1]
     blocks = work.view(-1, width)
     block_log_probs = torch.log_softmax(blocks, dim=1, out=log_probs.view(-1, width)[: len(blocks)])
-    torch.amax(blocks, dim=1, out=logit_max.view(-1))
-    torch.amax(block_log_probs, dim=1, out=log_prob_max.view(-1))
+    if logit_at.shape[1] == 1:
+        torch.gather(work, 1, target, out=logit_at)
+        torch.gather(block_log_probs, 1, target, out=log_prob_at)
+    else:
+        torch.amax(blocks, dim=1, out=logit_at.view(-1))
+        torch.amax(block_log_probs, dim=1, out=log_prob_at.view(-1))
 
 
-def _log_normalizer(logit_max: Tensor, log_prob_max: Tensor) -> Tensor:
-    """``logsumexp`` of whole rows in float64 from their blocks': ``logsumexp_b(max_b - max(log_softmax_b))``."""
-    block_lse = logit_max.double() - log_prob_max.double()
-    block_lse[logit_max == float("-inf")] = float("-inf")  # a block of ruled-out tokens adds nothing
+def _log_normalizer(logit_at: Tensor, log_prob_at: Tensor) -> Tensor:
+    """``logsumexp`` of whole rows in float64 from their blocks': ``logsumexp_b(x_b - log_softmax(x)_b)``."""
+    block_lse = logit_at.double() - log_prob_at.double()
+    block_lse[logit_at == float("-inf")] = float("-inf")  # a block of ruled-out tokens adds nothing
     return torch.logsumexp(block_lse, dim=1)
 
 
@@ -149,10 +157,15 @@ def _top_k_hits(work: Tensor, target: Tensor, top_k: int) -> tuple[Tensor, Tenso
         row_max, argmax = work.max(1)
         hits = argmax == target.squeeze(1)
     else:
-        row_max = work.amax(1)
-        column = torch.arange(work.shape[1], device=work.device)
-        ahead = (work > target_logit).sum(1) + ((work == target_logit) & (column < target)).sum(1)
-        hits = ahead < top_k
+        largest = work.topk(top_k, dim=1).values
+        row_max, kth = largest[:, 0], largest[:, -1:]
+        hits = (target_logit > kth).squeeze(1)  # above the k-th largest: fewer than k logits rank before it
+        tied = (target_logit == kth).squeeze(1).nonzero().squeeze(1)
+        if tied.numel():  # equal to the k-th largest: the token ids decide, so count the logits ranked before it
+            rows, row_logit, row_target = work[tied], target_logit[tied], target[tied]
+            column = torch.arange(work.shape[1], device=work.device)
+            ahead = (rows > row_logit).sum(1) + ((rows == row_logit) & (column < row_target)).sum(1)
+            hits[tied] = ahead < top_k
     return hits, torch.isfinite(row_max) & torch.isfinite(target_logit.squeeze(1))
 
 
@@ -181,10 +194,10 @@ def _causal_lm_statistics(
     work_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
     buffer = _work_buffer(step, logits.shape[-1], work_dtype, logits.device)
     log_probs = torch.empty_like(buffer) if need_nll else None
-    # per token: the maxima of each vocabulary block and the target logit, combined in float64 after the loop
+    # per token: the terms of each vocabulary block's log-normaliser and the target logit, combined after the loop
     blocks = _vocabulary_blocks(logits.shape[-1])[0]
-    logit_max = torch.empty(len(tokens), blocks, dtype=work_dtype, device=logits.device)
-    log_prob_max = torch.empty_like(logit_max)
+    logit_at = torch.empty(len(tokens), blocks, dtype=work_dtype, device=logits.device)
+    log_prob_at = torch.empty_like(logit_at)
     target_logit = torch.empty(len(tokens), 1, dtype=work_dtype, device=logits.device)
     hits = torch.zeros(tokens.shape, dtype=torch.bool, device=logits.device)
     finite = torch.ones(tokens.shape, dtype=torch.bool, device=logits.device)
@@ -192,14 +205,14 @@ def _causal_lm_statistics(
         part = slice(start, start + step)
         work, target = _read_rows(logits, rows[part], buffer), tokens[part].unsqueeze(1)
         if need_nll:
-            _block_maxima(work, log_probs, logit_max[part], log_prob_max[part])
+            _block_log_normalizer_terms(work, log_probs, target, logit_at[part], log_prob_at[part])
             torch.gather(work, 1, target, out=target_logit[part])
         if top_k is not None:
             hits[part], finite[part] = _top_k_hits(work, target, top_k)
 
     nll_sum = torch.zeros((), dtype=torch.float64, device=logits.device)
     if need_nll:
-        nll = _log_normalizer(logit_max, log_prob_max) - target_logit.squeeze(1).double()
+        nll = _log_normalizer(logit_at, log_prob_at) - target_logit.squeeze(1).double()
         _refine_confident_nll(nll, logits, rows, tokens, buffer)
         finite = torch.isfinite(nll)
         nll_sum = torch.where(finite, nll, 0.0).sum()
