@@ -2,6 +2,6 @@
 
 from torchmetrics_ext.text import CausalLMCrossEntropy, CausalLMPerplexity, CausalLMTokenAccuracy
 
-__version__ = "0.1.0"
+__version__ = "0.1.0.dev0"
 
 __all__ = ["CausalLMCrossEntropy", "CausalLMPerplexity", "CausalLMTokenAccuracy", "__version__"]

@@ -1,32 +1,69 @@
-"""The base class of every metric of the package: a ``torchmetrics.Metric`` whose states keep their dtype."""
+"""The base class of every metric of the package: a ``torchmetrics.Metric`` whose states are kept safe."""
 
+import functools
 from typing import Any, Callable, Sequence
 
+from lightning_utilities import apply_to_collection
 from torch import Tensor
 from torch.nn import Module
 from torchmetrics import Metric
 
+# What ``Metric.forward`` changes on the way to ``update`` besides the states, restored when ``update`` raises.
+_FORWARD_CONTEXT = ("_update_count", "_computed", "_to_sync", "_should_unsync", "compute_on_cpu", "_enable_grad")
 
-class StableDtypeMetric(Metric):
-    """A ``Metric`` whose states and their defaults keep the dtype they were declared with.
 
-    ``torchmetrics.Metric`` guards its states against ``.half()`` and ``.bfloat16()`` but not against
-    ``module.to(torch.bfloat16)``, which is what Lightning's ``precision="bf16-true"`` calls: float64 sums
-    would silently become bfloat16 and lose all but three significant digits. Here the states follow the module
-    to its new device and never change dtype, whatever the cast (``set_dtype`` included).
+class StateSafeMetric(Metric):
+    """A ``Metric`` whose states keep their declared dtype, and are left as they were by a call that raises.
+
+    - ``torchmetrics.Metric`` guards its states against ``.half()`` and ``.bfloat16()`` but not against
+      ``module.to(torch.bfloat16)``, which is what Lightning's ``precision="bf16-true"`` calls: float64 sums would
+      silently become bfloat16 and keep three significant digits. Here the states, their defaults and the cached
+      results follow the module to its device and never change dtype, whatever the cast (``set_dtype``
+      included: the states' dtypes are part of the metric's definition).
+    - ``forward`` resets the states before it calls ``update`` on the batch; when ``update`` rejects the batch,
+      the states accumulated so far, the update count and the cached result are put back.
     """
 
     def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> Module:
         states = [key for key in self._defaults if key not in exclude_state]
+        dtype, computed, forward_cache = self._dtype, self._computed, self._forward_cache
         this = super()._apply(fn, exclude_state=(*exclude_state, *states))
+        move = functools.partial(_to_device, device=this.device)
         for key in states:
-            this._defaults[key] = _move_keeping_dtype(fn, this._defaults[key])
-            setattr(this, key, _move_keeping_dtype(fn, getattr(this, key)))
+            this._defaults[key] = move(this._defaults[key])
+            setattr(this, key, move(getattr(this, key)))
+        this._computed = apply_to_collection(computed, Tensor, move)
+        this._forward_cache = apply_to_collection(forward_cache, Tensor, move)
+        this._dtype = dtype
         return this
 
+    def _wrap_update(self, update: Callable) -> Callable:
+        wrapped = super()._wrap_update(update)
 
-def _move_keeping_dtype(fn: Callable, value: Any) -> Any:
-    """Apply ``fn`` for its device only: the result keeps the dtype of ``value``."""
+        @functools.wraps(update)
+        def update_or_nothing(*args: Any, **kwargs: Any) -> None:
+            update_count, computed = self._update_count, self._computed
+            try:
+                wrapped(*args, **kwargs)
+            except Exception:
+                self._update_count, self._computed = update_count, computed
+                raise
+
+        return update_or_nothing
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Update the states with a batch and return the metric of that batch alone (see ``Metric.forward``)."""
+        saved = {**self._copy_state_dict(), **{name: getattr(self, name) for name in _FORWARD_CONTEXT}}
+        try:
+            return super().forward(*args, **kwargs)
+        except Exception:
+            for name, value in saved.items():
+                setattr(self, name, value)
+            raise
+
+
+def _to_device(value: Any, device: Any) -> Any:
+    """Move a state (a tensor or a list of tensors) to ``device``, keeping its dtype."""
     if isinstance(value, Tensor):
-        return value.to(device=fn(value).device)
-    return [_move_keeping_dtype(fn, item) for item in value]
+        return value.to(device=device)
+    return [item.to(device=device) for item in value]

@@ -20,6 +20,10 @@ def _bad_inputs():
     logits, labels, mask = _good()
     out_of_range, negative = labels.clone(), labels.clone()
     out_of_range[0, 3], negative[1, 1] = V, -1
+    first_out_of_range = labels.clone()
+    first_out_of_range[0, 0] = V  # never a target with shift=True, still not a token id
+    masked = mask.clone()
+    masked[0, 3] = 0
     two_valued_mask = mask.clone()
     two_valued_mask[0, 0] = 2
     return [
@@ -34,6 +38,8 @@ def _bad_inputs():
         pytest.param((logits, labels.to("meta")), {}, "one device", id="labels-other-device"),
         pytest.param((logits, out_of_range), {}, f"[0, {V})", id="label-equal-to-vocab-size"),
         pytest.param((logits, negative), {}, "but got -1", id="label-negative"),
+        pytest.param((logits, first_out_of_range), {}, f"[0, {V})", id="label-out-of-range-before-the-shift"),
+        pytest.param((logits, out_of_range, masked), {}, f"[0, {V})", id="label-out-of-range-under-the-mask"),
         pytest.param((logits, labels, mask[:, 1:]), {}, "`attention_mask`", id="mask-shape"),
         pytest.param((logits, labels, mask.float()), {}, "`attention_mask`", id="mask-float"),
         pytest.param((logits, labels, two_valued_mask), {}, "only 0 and 1", id="mask-value-2"),
@@ -53,6 +59,11 @@ def test_bad_input_raises_and_accumulates_nothing(metric_class, metric_fn, refer
     assert message in str(error.value)
     for name, value in before.items():
         assert torch.equal(getattr(metric, name), value), name
+    with pytest.raises(ValueError, match="expected"):
+        metric(*args)  # forward resets the states before its update: they must come back
+    for name, value in before.items():
+        assert torch.equal(getattr(metric, name), value), name
+    assert metric._update_count == 1
     with pytest.raises(ValueError, match="expected"):
         metric_fn(*args, **kwargs)
     assert math.isclose(float(metric.compute()), reference_fn(logits, labels), rel_tol=RTOL)
@@ -103,7 +114,8 @@ def _with_non_finite(value: float, at_target: bool):
 
 @pytest.mark.parametrize(("metric_class", "metric_fn", "reference_fn"), METRICS)
 @pytest.mark.parametrize(
-    ("value", "at_target"), [(float("nan"), False), (float("inf"), False), (float("-inf"), True)]
+    ("value", "at_target"),
+    [(float("nan"), False), (float("inf"), False), (float("nan"), True), (float("inf"), True), (float("-inf"), True)],
 )
 def test_non_finite_logits_raise_or_are_skipped(metric_class, metric_fn, reference_fn, value, at_target):
     logits, labels = _with_non_finite(value, at_target)
@@ -154,8 +166,24 @@ def test_references_agree_on_the_fixture():
 
 @pytest.mark.parametrize(("metric_class", "metric_fn", "reference_fn"), METRICS)
 def test_a_ruled_out_range_wider_than_a_block(metric_class, metric_fn, reference_fn):
-    """Tokens 0..4999 at -inf: whole float32 blocks of the log-softmax hold nothing but -inf."""
-    logits, labels, _ = random_batch(batch_size=2, seq_len=8, vocab_size=10000, pad=False)
-    logits[..., :5000] = float("-inf")
-    labels = labels.clamp(min=5000)
+    """Tokens 0..24999 at -inf: the first float32 block of the log-softmax (20000 wide) holds nothing but -inf."""
+    from torchmetrics_ext.functional.text._causal_lm import _vocabulary_blocks
+
+    assert _vocabulary_blocks(40000) == (2, 20000)
+    logits, labels, _ = random_batch(batch_size=2, seq_len=8, vocab_size=40000, pad=False)
+    logits[..., :25000] = float("-inf")
+    labels = labels.clamp(min=25000)
     assert math.isclose(float(metric_fn(logits, labels)), reference_fn(logits, labels), rel_tol=RTOL)
+
+
+@pytest.mark.parametrize(("metric_class", "metric_fn", "reference_fn"), METRICS)
+def test_nan_in_a_later_vocabulary_block_is_caught(metric_class, metric_fn, reference_fn):
+    logits, labels, _ = random_batch(batch_size=1, seq_len=6, vocab_size=40000, pad=False)
+    logits[0, 2, 39000] = float("nan")  # second block of a two-block row
+    with pytest.raises(ValueError, match="1 of 5 target tokens"):
+        metric_fn(logits, labels)
+    mask = torch.ones_like(labels)
+    mask[0, 3] = 0
+    assert math.isclose(
+        float(metric_fn(logits, labels, non_finite="skip")), reference_fn(logits, labels, attention_mask=mask), rel_tol=RTOL
+    )

@@ -172,3 +172,16 @@ def test_top_k_with_many_ties_matches_a_stable_sort(top_k):
     logits = logits.round().clamp(-2, 2).to(torch.bfloat16)
     expected = reference.token_accuracy(logits, labels, top_k=top_k)
     assert float(causal_lm_token_accuracy(logits, labels, top_k=top_k)) == pytest.approx(expected, abs=1e-7)
+
+
+@pytest.mark.parametrize("chunk_size", [3, None])
+def test_confident_tokens_of_a_padded_multi_block_vocabulary(chunk_size):
+    """40001 logits make two blocks and one padding column; more confident tokens than a chunk holds reuse it."""
+    from torchmetrics_ext.functional.text import causal_lm_cross_entropy
+    from torchmetrics_ext.functional.text._causal_lm import _vocabulary_blocks
+
+    assert _vocabulary_blocks(40001) == (2, 20001)
+    logits, labels, _ = random_batch(batch_size=2, seq_len=12, vocab_size=40001, scale=1.0, pad=False)
+    logits.scatter_add_(2, labels.roll(-1, dims=1).unsqueeze(2), torch.full((2, 12, 1), 16.0))
+    assert reference.cross_entropy(logits, labels) < 0.0625  # every token takes the log1p path
+    _assert_close(causal_lm_cross_entropy(logits, labels, chunk_size=chunk_size), reference.cross_entropy(logits, labels))

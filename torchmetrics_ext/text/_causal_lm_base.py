@@ -7,11 +7,11 @@ from torch import Tensor
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from torchmetrics_ext.functional.text.cross_entropy import _causal_lm_nll_update
-from torchmetrics_ext.metric import StableDtypeMetric
+from torchmetrics_ext.metric import StateSafeMetric
 from torchmetrics_ext.utilities.checks import _check_causal_lm_options
 
 
-class _CausalLMMetric(StableDtypeMetric):
+class _CausalLMMetric(StateSafeMetric):
     """Holds and checks the arguments common to the causal-LM metrics."""
 
     is_differentiable = False

@@ -1,8 +1,8 @@
 """The shift and the chunked log-softmax core of the causal-LM metrics: the one place logits are read.
 
 Logits are read one chunk of counted target tokens at a time, upcast to float32 (float64 logits stay float64) in a
-buffer reused from chunk to chunk: the extra memory of a call is two chunks plus a few bytes per token, never a copy
-of the logits, and nothing is rounded to the logits' own dtype. For a row ``x`` and its target ``y``
+buffer reused from chunk to chunk: the extra memory of a call is two chunks (three when a chunk's rows are not
+contiguous) plus a few bytes per token, never a copy of the logits, and nothing is rounded to the logits' dtype. For a row ``x`` and its target ``y``
 
     nll = logsumexp(x) - x_y
 
@@ -42,9 +42,9 @@ class CausalLMStatistics(NamedTuple):
     count: Tensor  # int64 scalar, tokens counted
 
 
-def _default_chunk_size(vocab_size: int, device: torch.device) -> int:
+def _default_chunk_size(vocab_size: int, device: torch.device, work_dtype: torch.dtype = torch.float32) -> int:
     budget = _CHUNK_BYTES_CPU if device.type == "cpu" else _CHUNK_BYTES_ACCELERATOR
-    return max(1, budget // (4 * vocab_size))
+    return max(1, budget // (work_dtype.itemsize * vocab_size))
 
 
 def _select_targets(
@@ -59,6 +59,16 @@ def _select_targets(
     With ``shift`` the label at ``t`` is predicted by the logits at ``t - 1``: the labels (and the mask, which is
     aligned with them) are shifted left by one, the logits are not touched.
     """
+    out_of_range = (labels < 0) | (labels >= vocab_size)
+    if ignore_index is not None:
+        out_of_range &= labels != ignore_index
+    if out_of_range.any():
+        bad = labels[out_of_range][0].item()
+        hint = " (it equals -100: pass `ignore_index=-100` to skip such labels)" if bad == -100 else ""
+        raise ValueError(
+            f"Argument `labels` expected token ids in [0, {vocab_size}) or `ignore_index={ignore_index}`,"
+            f" but got {bad}{hint}."
+        )
     seq_len = labels.shape[1]
     if shift:
         labels = labels[:, 1:]
@@ -68,14 +78,6 @@ def _select_targets(
         counted &= attention_mask.bool()
     batch, position = counted.nonzero(as_tuple=True)
     tokens = labels[batch, position].long()
-    out_of_range = (tokens < 0) | (tokens >= vocab_size)
-    if out_of_range.any():
-        bad = tokens[out_of_range][0].item()
-        hint = " (it equals -100: pass `ignore_index=-100` to skip such labels)" if bad == -100 else ""
-        raise ValueError(
-            f"Argument `labels` expected token ids in [0, {vocab_size}) or `ignore_index={ignore_index}`,"
-            f" but got {bad}{hint}."
-        )
     return batch * seq_len + position, tokens
 
 
@@ -91,16 +93,17 @@ def _work_buffer(rows: int, vocab_size: int, dtype: torch.dtype, device: torch.d
     return torch.full((rows, count * width), float("-inf"), dtype=dtype, device=device)
 
 
-def _read_rows(logits: Tensor, rows: Tensor, buffer: Tensor, writable: bool = False) -> Tensor:
-    """Return the rows ``logits.view(-1, V)[rows]`` (``rows`` ascending) upcast, padded to the width of ``buffer``.
+def _read_rows(logits: Tensor, rows: Tensor, span: tuple[int, int], buffer: Tensor, writable: bool = False) -> Tensor:
+    """Return the rows ``logits.view(-1, V)[rows]`` upcast, padded with -inf to the width of ``buffer``.
 
-    They are copied into ``buffer`` unless they already are a contiguous range of the right dtype and width and the
-    caller does not write to them: then the logits are read in place.
+    ``rows`` are ascending, from ``span[0]`` to ``span[1]`` (given from a host copy: reading them here would wait
+    for an accelerator). They are copied into ``buffer`` unless they already are a contiguous range of the right
+    dtype and width and the caller does not write to them: then the logits are read in place.
     """
     batch_size, seq_len, vocab_size = logits.shape
+    first, last = span
     if logits.stride(0) == seq_len * logits.stride(1):  # [B, T] flattens without a copy
         flat = logits.view(batch_size * seq_len, vocab_size)
-        first, last = rows[[0, -1]].tolist()
         source = flat[first : last + 1] if last - first + 1 == len(rows) else flat.index_select(0, rows)
     else:
         source = logits[rows // seq_len, rows % seq_len]
@@ -141,12 +144,17 @@ def _log_normalizer(logit_at: Tensor, log_prob_at: Tensor) -> Tensor:
 def _refine_confident_nll(nll: Tensor, logits: Tensor, rows: Tensor, tokens: Tensor, buffer: Tensor) -> None:
     """Recompute in place, as ``log1p(sum_{i != y} exp(x_i - x_y))``, the values of ``nll`` below _CONFIDENT_NLL."""
     confident = (nll < _CONFIDENT_NLL).nonzero().squeeze(1)
-    for start in range(0, confident.numel(), len(buffer)):
-        which = confident[start : start + len(buffer)]
-        work, target = _read_rows(logits, rows[which], buffer, writable=True), tokens[which].unsqueeze(1)
+    confident_rows = rows[confident]
+    confident_rows_host = confident_rows.cpu()
+    vocab_size = logits.shape[-1]
+    for start in range(0, len(confident), len(buffer)):
+        part = slice(start, start + len(buffer))
+        span = (int(confident_rows_host[part][0]), int(confident_rows_host[part][-1]))
+        work = _read_rows(logits, confident_rows[part], span, buffer, writable=True)[:, :vocab_size]  # no padding
+        target = tokens[confident[part]].unsqueeze(1)
         work -= work.gather(1, target)  # every x_i - x_y < log(e^0.0625 - 1) < 0: exp cannot overflow
         work.exp_().scatter_(1, target, 0.0)
-        nll[which] = torch.log1p(work.sum(1).double())
+        nll[confident[part]] = torch.log1p(work.sum(1).double())
 
 
 def _top_k_hits(work: Tensor, target: Tensor, top_k: int) -> tuple[Tensor, Tensor]:
@@ -189,21 +197,24 @@ def _causal_lm_statistics(
     """
     _check_causal_lm_inputs(logits, labels, attention_mask, shift, top_k or 1)
     rows, tokens = _select_targets(labels, attention_mask, ignore_index, shift, logits.shape[-1])
-    step = min(chunk_size or _default_chunk_size(logits.shape[-1], logits.device), max(1, tokens.numel()))
-    # the two chunk-sized buffers, reused for every chunk: the whole extra memory of the call but for [N] vectors
     work_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    step = min(chunk_size or _default_chunk_size(logits.shape[-1], logits.device, work_dtype), max(1, len(tokens)))
+    # the chunk-sized buffers, reused for every chunk: the whole extra memory of the call but for [N] vectors
     buffer = _work_buffer(step, logits.shape[-1], work_dtype, logits.device)
-    log_probs = torch.empty_like(buffer) if need_nll else None
-    # per token: the terms of each vocabulary block's log-normaliser and the target logit, combined after the loop
-    blocks = _vocabulary_blocks(logits.shape[-1])[0]
-    logit_at = torch.empty(len(tokens), blocks, dtype=work_dtype, device=logits.device)
-    log_prob_at = torch.empty_like(logit_at)
-    target_logit = torch.empty(len(tokens), 1, dtype=work_dtype, device=logits.device)
+    if need_nll:
+        log_probs = torch.empty_like(buffer)
+        # per token: the terms of each vocabulary block's log-normaliser and the target logit, combined after the loop
+        blocks = _vocabulary_blocks(logits.shape[-1])[0]
+        logit_at = torch.empty(len(tokens), blocks, dtype=work_dtype, device=logits.device)
+        log_prob_at = torch.empty_like(logit_at)
+        target_logit = torch.empty(len(tokens), 1, dtype=work_dtype, device=logits.device)
     hits = torch.zeros(tokens.shape, dtype=torch.bool, device=logits.device)
     finite = torch.ones(tokens.shape, dtype=torch.bool, device=logits.device)
-    for start in range(0, tokens.numel(), step):
+    rows_host = rows.cpu()
+    for start in range(0, len(tokens), step):
         part = slice(start, start + step)
-        work, target = _read_rows(logits, rows[part], buffer), tokens[part].unsqueeze(1)
+        span = (int(rows_host[start]), int(rows_host[part][-1]))
+        work, target = _read_rows(logits, rows[part], span, buffer), tokens[part].unsqueeze(1)
         if need_nll:
             _block_log_normalizer_terms(work, log_probs, target, logit_at[part], log_prob_at[part])
             torch.gather(work, 1, target, out=target_logit[part])

@@ -73,7 +73,7 @@ def causal_lm_cross_entropy(
         >>> import torch
         >>> from torchmetrics_ext.functional.text import causal_lm_cross_entropy
         >>> logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.0]]])
-        >>> labels = torch.tensor([[5, 0, 1]])  # logits[:, t] predict labels[:, t + 1]; labels[:, 0] is never a target
+        >>> labels = torch.tensor([[2, 0, 1]])  # logits[:, t] predict labels[:, t + 1]; labels[:, 0] is never a target
         >>> causal_lm_cross_entropy(logits, labels)
         tensor(0.1672)
 
