@@ -22,18 +22,19 @@ import math
 import sys
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from torchmetrics import MetricCollection
 
+from torchmetrics_ext.callbacks import BestMetricCheckpoint, ValidationMetrics
 from torchmetrics_ext.text import CausalLMCrossEntropy, CausalLMPerplexity, CausalLMTokenAccuracy
 
 CORPUS = Path(__file__).resolve().parent / "data" / "tiny_corpus.txt"
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 
 
 def load_corpus(path: Path) -> tuple[Tensor, list[str]]:
@@ -141,47 +142,38 @@ class CharLM(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = TinyGPT(vocab_size, context, d_model, n_heads, n_layers, dropout)
-        # In a collection the perplexity and the cross-entropy share their states, so the log-softmax over the
-        # vocabulary is taken once per batch for both.
-        self.val_metrics = MetricCollection(
-            {
-                "perplexity": CausalLMPerplexity(),
-                "cross_entropy": CausalLMCrossEntropy(),
-                "token_accuracy": CausalLMTokenAccuracy(),
-            },
-            prefix="val/",
-        )
 
     def forward(self, input_ids: Tensor) -> Tensor:
         """Return the logits ``[batch, seq_len, vocab_size]`` of ``input_ids``."""
         return self.model(input_ids)
 
+    @staticmethod
+    def _shifted_cross_entropy(logits: Tensor, input_ids: Tensor) -> Tensor:
+        """Mean cross-entropy of every token after the first given the tokens before it."""
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1), input_ids[:, 1:].flatten())
+
     def training_step(self, input_ids: Tensor, batch_idx: int) -> Tensor:
-        """Return the mean cross-entropy of every token after the first given the tokens before it."""
-        logits = self(input_ids)
-        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), input_ids[:, 1:].flatten())
+        """Return the training loss of one batch."""
+        loss = self._shifted_cross_entropy(self(input_ids), input_ids)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def validation_step(self, input_ids: Tensor, batch_idx: int) -> None:
-        """Accumulate the validation metrics of one batch; Lightning computes and resets them each epoch."""
+    def validation_step(self, input_ids: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        """Return what the validation metrics need; the ``ValidationMetrics`` callback updates and logs them."""
         logits = self(input_ids)
+        self.log("val/loss", self._shifted_cross_entropy(logits, input_ids))
         # The labels are the input ids themselves, unshifted, as with `model(input_ids, labels=input_ids)` in
         # Hugging Face: the metrics score logits[:, t] against input_ids[:, t + 1] on their own.
-        self.val_metrics.update(logits, input_ids)
-        # Logging the Metric objects (not their values) lets Lightning compute them over the whole epoch, token-
-        # weighted, instead of averaging per-batch values.
-        self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True)
+        return {"logits": logits, "labels": input_ids}
 
-    def on_validation_epoch_end(self) -> None:
-        """Print the validation metrics of the epoch, except during the sanity check."""
+    def on_validation_end(self) -> None:
+        """Print the validation metrics of the epoch, once they are logged, except during the sanity check."""
         if self.trainer.sanity_checking:
             return
-        # compute() caches its result, so Lightning's own compute at the end of the epoch does not redo the work.
-        values = {name.removeprefix("val/"): float(value) for name, value in self.val_metrics.compute().items()}
+        values = {name: float(value) for name, value in self.trainer.callback_metrics.items()}
         self.print(
-            f"epoch {self.current_epoch}: val perplexity {values['perplexity']:.2f}, "
-            f"cross-entropy {values['cross_entropy']:.2f} nats, token accuracy {values['token_accuracy']:.3f}"
+            f"epoch {self.current_epoch}: val perplexity {values['val/perplexity']:.2f}, "
+            f"cross-entropy {values['val/cross_entropy']:.2f} nats, token accuracy {values['val/token_accuracy']:.3f}"
         )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -202,10 +194,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="auto", help='"cpu", "gpu", "mps" or "auto"')
     parser.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--checkpoint-dir", type=Path, default=CHECKPOINTS, help="where the best checkpoint by val/perplexity goes"
+    )
     return parser.parse_args(argv)
 
 
-def train(args: argparse.Namespace) -> dict[str, float]:
+def train(args: argparse.Namespace) -> dict[str, Any]:
     """Train the model as ``args`` says and return its final validation metrics and the vocabulary size.
 
     Args:
@@ -213,7 +208,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
 
     Returns:
         ``{"perplexity", "cross_entropy", "token_accuracy", "vocab_size"}`` as floats, the metrics of the last
-        validation epoch.
+        validation epoch, with ``"best_path"`` and ``"best_perplexity"`` of the best checkpoint.
     """
     L.seed_everything(args.seed, workers=True)
     ids, vocab = load_corpus(args.corpus)
@@ -225,13 +220,23 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     val_loader = DataLoader(TextWindows(ids[split:], args.context, stride=args.context), batch_size=args.batch_size)
 
     module = CharLM(len(vocab), args.context, d_model=args.d_model, lr=args.lr)
+    metrics = ValidationMetrics(
+        {
+            "perplexity": CausalLMPerplexity(),
+            "cross_entropy": CausalLMCrossEntropy(),
+            "token_accuracy": CausalLMTokenAccuracy(),
+        },
+        prefix="val/",
+    )
+    # mode "min" comes from CausalLMPerplexity.higher_is_better; the file is named ...-val_perplexity=5.8412.ckpt
+    best = BestMetricCheckpoint(monitor="val/perplexity", dirpath=args.checkpoint_dir)
     trainer = L.Trainer(
         accelerator=args.accelerator,
         devices=1,  # the model is tiny: more devices would only add start-up time
         max_epochs=args.epochs,
         limit_train_batches=args.steps_per_epoch,
         logger=False,
-        enable_checkpointing=False,
+        callbacks=[metrics, best],
         enable_progress_bar=args.progress_bar,
     )
     with warnings.catch_warnings():
@@ -239,15 +244,16 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         trainer.fit(module, train_loader, val_loader)
 
-    metrics = {
+    values = {
         name.removeprefix("val/"): float(value)
         for name, value in trainer.callback_metrics.items()
         if name.startswith("val/")
     }
-    return {**metrics, "vocab_size": float(len(vocab))}
+    best_values = {"best_path": best.best_model_path, "best_perplexity": float(best.best_model_score)}
+    return {**values, **best_values, "vocab_size": float(len(vocab))}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict[str, float]:
+def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     """Train, print the final perplexity next to that of a uniform guess, and return the final metrics."""
     metrics = train(parse_args(argv))
     perplexity, uniform = metrics["perplexity"], metrics["vocab_size"]
@@ -256,6 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, float]:
         f"final val perplexity {perplexity:.2f} vs {uniform:.0f} for a uniform guess over the vocabulary "
         f"({uniform / perplexity:.1f}x better)"
     )
+    print(f"best checkpoint: {metrics['best_path']} (val perplexity {metrics['best_perplexity']:.2f})")
     if not math.isfinite(perplexity) or perplexity >= uniform:
         sys.exit("the model did not beat a uniform guess: try more --epochs or --steps-per-epoch")
     return metrics

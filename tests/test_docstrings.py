@@ -5,10 +5,11 @@ import re
 
 import pytest
 
+import torchmetrics_ext.callbacks as callbacks
 import torchmetrics_ext.functional as functional
 import torchmetrics_ext.text as text
 
-PUBLIC = [getattr(text, name) for name in text.__all__] + [getattr(functional, name) for name in functional.__all__]
+PUBLIC = [getattr(module, name) for module in (text, functional, callbacks) for name in module.__all__]
 
 
 def _documented_args(doc: str) -> list:

@@ -15,15 +15,18 @@ def _load_example(name: str):
     return module
 
 
-def test_train_tiny_lm_beats_a_uniform_guess(capsys):
+def test_train_tiny_lm_beats_a_uniform_guess(capsys, tmp_path):
     example = _load_example("train_tiny_lm")
-    argv = ["--epochs", "1", "--steps-per-epoch", "30", "--batch-size", "16", "--context", "64"]
-    metrics = example.main(argv + ["--accelerator", "cpu", "--no-progress-bar"])
+    argv = ["--epochs", "2", "--steps-per-epoch", "15", "--batch-size", "16", "--context", "64"]
+    metrics = example.main(argv + ["--accelerator", "cpu", "--no-progress-bar", "--checkpoint-dir", str(tmp_path)])
 
     assert math.isfinite(metrics["perplexity"])
     assert 1.0 < metrics["perplexity"] < metrics["vocab_size"]
     assert math.isclose(metrics["cross_entropy"], math.log(metrics["perplexity"]), rel_tol=1e-5)
     assert 0.0 < metrics["token_accuracy"] < 1.0
+    assert metrics["best_perplexity"] <= metrics["perplexity"] + 1e-6
+    assert metrics["best_path"].startswith(str(tmp_path)) and "val_perplexity=" in metrics["best_path"]
     printed = capsys.readouterr().out
-    assert "epoch 0: val perplexity" in printed
+    assert "epoch 1: val perplexity" in printed
     assert "final val perplexity" in printed
+    assert "best checkpoint:" in printed

@@ -1,0 +1,152 @@
+"""ValidationMetrics in real Trainer runs: logged values against direct float64 computations."""
+
+import math
+
+import pytest
+import torch
+from torchmetrics import MeanMetric, Metric
+from torchmetrics.classification import MulticlassAccuracy
+
+from tests.callbacks.lightning_models import VOCAB, BigramLM, token_loader, trainer
+from tests.helpers import reference
+from torchmetrics_ext.callbacks import ValidationMetrics
+from torchmetrics_ext.text import CausalLMCrossEntropy, CausalLMPerplexity, CausalLMTokenAccuracy
+
+RTOL = 1e-5
+
+
+def _validated(model: BigramLM, epoch_batches: int):
+    """The logits and labels of the last validation epoch of ``model``."""
+    last = model.validated[-epoch_batches:]
+    return torch.cat([logits for logits, _ in last]), torch.cat([labels for _, labels in last])
+
+
+def test_logged_values_equal_a_direct_computation_without_the_sanity_check():
+    model = BigramLM()
+    callback = ValidationMetrics(
+        {"perplexity": CausalLMPerplexity(), "cross_entropy": CausalLMCrossEntropy(), "acc": CausalLMTokenAccuracy()}
+    )
+    fit = trainer(max_epochs=2, callbacks=[callback], num_sanity_val_steps=2)
+    fit.fit(model, token_loader(seed=1), token_loader(seed=2))
+    logits, labels = _validated(model, epoch_batches=4)
+    logged = fit.callback_metrics
+    assert math.isclose(float(logged["val/perplexity"]), reference.perplexity(logits, labels), rel_tol=RTOL)
+    assert math.isclose(float(logged["val/cross_entropy"]), reference.cross_entropy(logits, labels), rel_tol=RTOL)
+    assert math.isclose(float(logged["val/acc"]), reference.token_accuracy(logits, labels), rel_tol=RTOL)
+    assert len(model.validated) == 8  # two epochs of four batches: the sanity batches were not counted
+    assert "val/perplexity" in fit.progress_bar_metrics
+
+
+def test_torchmetrics_metrics_and_input_functions():
+    """A torchmetrics metric fed by name (``preds``, ``target``) and one fed by a function of the outputs."""
+
+    def shifted(outputs, batch):
+        return outputs["logits"][:, :-1].reshape(-1, VOCAB), outputs["labels"][:, 1:].reshape(-1)
+
+    model = BigramLM()
+    callback = ValidationMetrics(
+        {"accuracy": MulticlassAccuracy(VOCAB, average="micro"), "loss": MeanMetric()},
+        prefix="valid_",
+        inputs={"accuracy": shifted, "loss": lambda outputs, batch: {"value": outputs["loss"]}},
+    )
+    fit = trainer(callbacks=[callback])
+    fit.validate(model, token_loader())
+    logits, labels = _validated(model, epoch_batches=4)
+    assert math.isclose(float(fit.callback_metrics["valid_accuracy"]), reference.token_accuracy(logits, labels), rel_tol=RTOL)
+    losses = [model._loss(lg, lb) for lg, lb in model.validated]
+    assert math.isclose(float(fit.callback_metrics["valid_loss"]), float(torch.stack(losses).mean()), rel_tol=RTOL)
+
+
+def test_missing_inputs_are_a_clear_error():
+    callback = ValidationMetrics({"accuracy": MulticlassAccuracy(VOCAB)})
+    with pytest.raises(ValueError, match=r"hold \['preds', 'target'\] for metric 'accuracy'.*inputs=\{'accuracy'"):
+        trainer(callbacks=[callback]).validate(BigramLM(), token_loader())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"metrics": {}}, "`metrics`"),
+        ({"metrics": {"ppl": torch.nn.Linear(1, 1)}}, "`metrics`"),
+        ({"metrics": {"ppl": CausalLMPerplexity()}, "inputs": {"other": print}}, "`inputs`"),
+        ({"metrics": {"ppl": CausalLMPerplexity()}, "prefix": 3}, "`prefix`"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ValidationMetrics(**kwargs)
+
+
+def test_bf16_true_precision_gives_the_float64_value_of_the_bf16_logits():
+    model = BigramLM()
+    metric = CausalLMPerplexity()
+    fit = trainer(precision="bf16-true", callbacks=[ValidationMetrics({"perplexity": metric})])
+    fit.validate(model, token_loader())
+    logits, labels = _validated(model, epoch_batches=4)
+    assert logits.dtype == torch.bfloat16
+    assert metric.nll_sum.dtype == torch.float64
+    assert math.isclose(float(fit.callback_metrics["val/perplexity"]), reference.perplexity(logits, labels), rel_tol=RTOL)
+
+
+class _RealAndFake(Metric):
+    """Keeps the sum of its real inputs across resets, as FID keeps its real features with reset_real_features=False."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reset_real_features = False
+        self.real_calls = 0
+        self.add_state("real_sum", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("fake_sum", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, values, real: bool) -> None:
+        if real:
+            self.real_calls += 1
+            self.real_sum += values.sum()
+        else:
+            self.fake_sum += values.sum()
+
+    def compute(self):
+        return self.fake_sum - self.real_sum
+
+    def reset(self) -> None:
+        real_sum = self.real_sum
+        super().reset()
+        self.real_sum = real_sum
+
+
+def test_reference_statistics_are_computed_once():
+    metric = _RealAndFake()
+
+    def both(outputs, batch):
+        return [{"values": batch[0].float(), "real": True}, {"values": outputs["logits"].float(), "real": False}]
+
+    model = BigramLM()
+    fit = trainer(max_epochs=3, callbacks=[ValidationMetrics({"gap": metric}, inputs={"gap": both})])
+    fit.fit(model, token_loader(seed=1), token_loader(seed=2))
+    assert metric.real_calls == 4  # the four batches of the first epoch, not of every epoch
+    logits, labels = _validated(model, epoch_batches=4)
+    expected = float(logits.float().sum() - labels.float().sum())
+    assert math.isclose(float(fit.callback_metrics["val/gap"]), expected, rel_tol=1e-5)
+
+
+def _ddp_fit(tmp_path):
+    model = BigramLM()
+    callback = ValidationMetrics({"perplexity": CausalLMPerplexity(), "acc": CausalLMTokenAccuracy()})
+    fit = trainer(devices=2, strategy="ddp_spawn", max_epochs=1, callbacks=[callback], default_root_dir=tmp_path)
+    fit.fit(model, token_loader(seed=1), token_loader(seed=2))
+    return fit, model
+
+
+def test_two_processes_log_the_value_of_one(tmp_path):
+    """Each rank validates half of the batches; the logged value is that of all of them."""
+    fit, model = _ddp_fit(tmp_path)
+    logged = {name: float(value) for name, value in fit.callback_metrics.items() if name.startswith("val/")}
+    # the same training on one process, then the direct computation over all the validation data
+    single = BigramLM()
+    single.load_state_dict(model.state_dict())
+    logits = single(torch.cat([batch[0] for batch in token_loader(seed=2)]))
+    labels = torch.cat([batch[0] for batch in token_loader(seed=2)])
+    assert math.isclose(logged["val/perplexity"], reference.perplexity(logits, labels), rel_tol=RTOL)
+    assert math.isclose(logged["val/acc"], reference.token_accuracy(logits, labels), rel_tol=RTOL)
