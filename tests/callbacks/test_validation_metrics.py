@@ -2,6 +2,7 @@
 
 import math
 
+import lightning as L
 import pytest
 import torch
 from torchmetrics import MeanMetric, Metric
@@ -77,14 +78,15 @@ def test_bad_arguments(kwargs, message):
         ValidationMetrics(**kwargs)
 
 
-def test_bf16_true_precision_gives_the_float64_value_of_the_bf16_logits():
+@pytest.mark.parametrize("precision", ["bf16-true", "bf16-mixed"])
+def test_low_precision_gives_the_float64_value_of_the_logits(precision):
     model = BigramLM()
     metric = CausalLMPerplexity()
-    fit = trainer(precision="bf16-true", callbacks=[ValidationMetrics({"perplexity": metric})])
+    fit = trainer(precision=precision, callbacks=[ValidationMetrics({"perplexity": metric})])
     fit.validate(model, token_loader())
     logits, labels = _validated(model, epoch_batches=4)
-    assert logits.dtype == torch.bfloat16
-    assert metric.nll_sum.dtype == torch.float64
+    assert logits.dtype == (torch.bfloat16 if precision == "bf16-true" else torch.float32)
+    assert metric.nll_sum.dtype == torch.float64 and metric.count.dtype == torch.int64
     assert math.isclose(float(fit.callback_metrics["val/perplexity"]), reference.perplexity(logits, labels), rel_tol=RTOL)
 
 
@@ -131,10 +133,19 @@ def test_reference_statistics_are_computed_once():
     assert math.isclose(float(fit.callback_metrics["val/gap"]), expected, rel_tol=1e-5)
 
 
+class _LeaveProcessGroup(L.Callback):
+    """Destroys the process group at teardown: a spawned process that exits with it alive can abort in gloo."""
+
+    def teardown(self, trainer, pl_module, stage):
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
 def _ddp_fit(tmp_path):
     model = BigramLM()
-    callback = ValidationMetrics({"perplexity": CausalLMPerplexity(), "acc": CausalLMTokenAccuracy()})
-    fit = trainer(devices=2, strategy="ddp_spawn", max_epochs=1, callbacks=[callback], default_root_dir=tmp_path)
+    callbacks = [ValidationMetrics({"perplexity": CausalLMPerplexity(), "acc": CausalLMTokenAccuracy()})]
+    callbacks.append(_LeaveProcessGroup())
+    fit = trainer(devices=2, strategy="ddp_spawn", max_epochs=1, callbacks=callbacks, default_root_dir=tmp_path)
     fit.fit(model, token_loader(seed=1), token_loader(seed=2))
     return fit, model
 
