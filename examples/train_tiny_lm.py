@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from torchmetrics_ext.callbacks import BestMetricCheckpoint, ValidationMetrics
+from torchmetrics_ext.callbacks import BestMetricCheckpoint, TrainingHealthMonitor, ValidationMetrics
 from torchmetrics_ext.text import CausalLMCrossEntropy, CausalLMPerplexity, CausalLMTokenAccuracy
 
 CORPUS = Path(__file__).resolve().parent / "data" / "tiny_corpus.txt"
@@ -236,7 +236,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         max_epochs=args.epochs,
         limit_train_batches=args.steps_per_epoch,
         logger=False,
-        callbacks=[metrics, best],
+        # the monitor also logs train/grad_norm, train/lr and train/perplexity, and warns on NaN, explosion,
+        # plateau, oscillation or overfitting (read from "val/loss", logged by validation_step)
+        callbacks=[metrics, best, TrainingHealthMonitor(log_perplexity=True)],
         enable_progress_bar=args.progress_bar,
     )
     with warnings.catch_warnings():

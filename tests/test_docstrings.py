@@ -9,7 +9,12 @@ import torchmetrics_ext.callbacks as callbacks
 import torchmetrics_ext.functional as functional
 import torchmetrics_ext.text as text
 
-PUBLIC = [getattr(module, name) for module in (text, functional, callbacks) for name in module.__all__]
+PUBLIC = [
+    getattr(module, name)
+    for module in (text, functional, callbacks)
+    for name in module.__all__
+    if name != "TrainingHealthWarning"  # a warning category: no arguments, no example
+]
 
 
 def _documented_args(doc: str) -> list:
