@@ -236,8 +236,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         max_epochs=args.epochs,
         limit_train_batches=args.steps_per_epoch,
         logger=False,
-        # the monitor also logs train/grad_norm, train/lr and train/perplexity, and warns on NaN, explosion,
-        # plateau, oscillation or overfitting (read from "val/loss", logged by validation_step)
+        # the monitor warns on a NaN loss, explosion, plateau, oscillation or overfitting (read from "val/loss",
+        # logged by validation_step); with a logger it also records train/grad_norm, train/lr and train/perplexity
         callbacks=[metrics, best, TrainingHealthMonitor(log_perplexity=True)],
         enable_progress_bar=args.progress_bar,
     )
@@ -251,7 +251,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         for name, value in trainer.callback_metrics.items()
         if name.startswith("val/")
     }
-    best_values = {"best_path": best.best_model_path, "best_perplexity": float(best.best_model_score)}
+    best_score = math.nan if best.best_model_score is None else float(best.best_model_score)  # None: never validated
+    best_values = {"best_path": best.best_model_path, "best_perplexity": best_score}
     return {**values, **best_values, "vocab_size": float(len(vocab))}
 
 

@@ -13,7 +13,11 @@ from lightning.pytorch.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tests.callbacks.lightning_models import BigramLM, token_loader
+from tests.callbacks.lightning_models import trainer as make_trainer
 from tests.test_docstrings import _documented_args
+from torchmetrics_ext.callbacks import ValidationMetrics
+from torchmetrics_ext.text import CausalLMPerplexity
 from torchmetrics_ext.callbacks.health import (
     TrainingHealthMonitor,
     TrainingHealthWarning,
@@ -562,3 +566,24 @@ def test_processes_stop_together_when_one_sees_a_non_finite_loss(tmp_path):
     assert ranks[0]["global_step"] == 6 and ranks[0]["non_finite_step"] == 5
     assert list(ranks[0]["reports"]) == ["non_finite_loss"]
     assert ranks[0]["tracker"]["count"] == 5 and ranks[0]["tracker"]["minimum"] == pytest.approx(2.0)
+
+
+class _NaNAtStep3(BigramLM):
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("nan") if self.global_step == 3 else loss
+
+
+def test_a_nan_loss_takes_no_step_so_validation_and_checkpoints_keep_finite_weights(tmp_path):
+    """The stop comes after the batch: its optimizer step must not write NaN into the weights that are saved."""
+    model = _NaNAtStep3()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    metrics = ValidationMetrics({"perplexity": CausalLMPerplexity()})
+    fit = make_trainer(max_epochs=3, callbacks=[metrics, checkpoint, TrainingHealthMonitor()], enable_checkpointing=True)
+    with pytest.warns(TrainingHealthWarning, match="global step 3"):
+        fit.fit(model, token_loader(seed=1), token_loader(seed=2))
+    assert fit.global_step == 4  # the run stopped after the NaN batch, whose step changed nothing
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    saved = torch.load(checkpoint.last_model_path, weights_only=False)["state_dict"]
+    assert all(torch.isfinite(value).all() for value in saved.values())
+    assert torch.isfinite(fit.callback_metrics["val/perplexity"])

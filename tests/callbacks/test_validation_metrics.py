@@ -118,18 +118,22 @@ class _RealAndFake(Metric):
         self.real_sum = real_sum
 
 
-def test_reference_statistics_are_computed_once():
+@pytest.mark.parametrize("positional", [False, True])
+def test_reference_statistics_are_computed_once(positional):
     metric = _RealAndFake()
 
     def both(outputs, batch):
+        if positional:  # update(values, real) by position, real as a tensor
+            return [(batch[0].float(), torch.tensor(True)), (outputs["logits"].float(), torch.tensor(False))]
         return [{"values": batch[0].float(), "real": True}, {"values": outputs["logits"].float(), "real": False}]
 
     model = BigramLM()
     fit = trainer(max_epochs=3, callbacks=[ValidationMetrics({"gap": metric}, inputs={"gap": both})])
     fit.fit(model, token_loader(seed=1), token_loader(seed=2))
+    fit.validate(model, token_loader(seed=2))  # a validation outside fit does not count as the reference epoch
     assert metric.real_calls == 4  # the four batches of the first epoch, not of every epoch
     logits, labels = _validated(model, epoch_batches=4)
-    expected = float(logits.float().sum() - labels.float().sum())
+    expected = float(logits.float().sum() - labels.float().sum())  # real_sum kept from the first epoch
     assert math.isclose(float(fit.callback_metrics["val/gap"]), expected, rel_tol=1e-5)
 
 
@@ -161,3 +165,12 @@ def test_two_processes_log_the_value_of_one(tmp_path):
     labels = torch.cat([batch[0] for batch in token_loader(seed=2)])
     assert math.isclose(logged["val/perplexity"], reference.perplexity(logits, labels), rel_tol=RTOL)
     assert math.isclose(logged["val/acc"], reference.token_accuracy(logits, labels), rel_tol=RTOL)
+
+
+def test_a_metric_with_several_values_is_a_clear_error():
+    callback = ValidationMetrics(
+        {"accuracy": MulticlassAccuracy(VOCAB, average=None)},
+        inputs={"accuracy": lambda out, batch: (out["logits"][:, :-1].reshape(-1, VOCAB), out["labels"][:, 1:].reshape(-1))},
+    )
+    with pytest.raises(ValueError, match="metric 'val/accuracy' to compute a single value"):
+        trainer(callbacks=[callback]).validate(BigramLM(), token_loader())

@@ -326,7 +326,9 @@ class TrainingHealthMonitor(Callback):
     ``fit`` are ignored. Reading the loss costs one host sync per training batch.
 
     A **non-finite loss** (NaN or Inf) stops the run (``trainer.should_stop = True``) with a warning that names the
-    global step of the batch and the likely fixes. The other symptoms are each reported once, as a
+    global step of the batch and the likely fixes, and the optimizer step of that batch is skipped, so that the
+    validation and the checkpoints that end the run see the last finite weights. (``min_epochs`` or ``min_steps``
+    keep a run going after ``should_stop``; every step of a non-finite loss is then skipped.) The other symptoms are each reported once, as a
     :class:`TrainingHealthWarning` with the likely cause and what to try. With the smoothed loss
     :math:`s_n = e_n / (1 - \beta^n)`, :math:`e_n = \beta e_{n-1} + (1 - \beta) x_n` (:math:`x_n` the loss of
     batch :math:`n`, :math:`\beta` = ``smoothing``), its running minimum :math:`m_n` and maximum :math:`p_n`, and
@@ -465,6 +467,7 @@ class TrainingHealthMonitor(Callback):
         self.reports: dict[str, str] = {}
         self.non_finite_step: Optional[int] = None
         self._batch_step = 0
+        self._skip_step = False
         self._plateau_until_step = math.inf
         self._config_warned: set[str] = set()
 
@@ -507,9 +510,25 @@ class TrainingHealthMonitor(Callback):
             self._report(trainer, finding, self._batch_step)
 
     @override
+    def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: Tensor) -> None:
+        if not self.stop_on_non_finite or self._should_skip(trainer):
+            return
+        finite = bool(torch.isfinite(loss.detach()).all())
+        # every process skips the step if one of them saw a non-finite loss
+        self._skip_step |= not trainer.strategy.reduce_boolean_decision(finite, all=True)
+
+    @override
     def on_before_optimizer_step(
         self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: torch.optim.Optimizer
     ) -> None:
+        if self._skip_step:
+            # a step on the gradients of a non-finite loss would write NaN into the weights that validation and
+            # the checkpoints then use: optimizers leave parameters without a gradient untouched
+            self._skip_step = False
+            for group in optimizer.param_groups:
+                for parameter in group["params"]:
+                    parameter.grad = None
+            return
         if trainer.state.fn != TrainerFn.FITTING or not (self.log_grad_norm or self.log_lr):
             return
         index = next((i for i, opt in enumerate(trainer.optimizers) if opt is optimizer), 0)

@@ -6,6 +6,8 @@ from typing import Any, Callable, Optional, Union
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
+from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from typing_extensions import override
 
@@ -18,6 +20,15 @@ InputFunction = Callable[[Mapping[str, Any], Any], UpdateInputs]
 def _keeps_reference(metric: Metric) -> bool:
     """Whether ``reset()`` keeps the metric's reference statistics (torchmetrics' FID, KID, ...)."""
     return getattr(metric, "reset_real_features", True) is False
+
+
+def _is_real_call(metric: Metric, args: tuple, kwargs: dict[str, Any]) -> bool:
+    """Whether an ``update`` call feeds the reference side (its ``real`` argument is true), by keyword or position."""
+    try:
+        real = inspect.signature(metric.update).bind(*args, **kwargs).arguments.get("real", False)
+    except TypeError:
+        return False
+    return bool(real)
 
 
 def _update_parameters(metric: Metric) -> tuple[list[str], list[str], bool]:
@@ -43,7 +54,11 @@ class ValidationMetrics(Callback):
     batches are not counted. The metrics are held by the callback, not by the module: they follow the module's
     device but not its dtype, so Lightning's precision settings leave their states alone. A metric that keeps its
     reference statistics across resets (``reset_real_features=False``, as torchmetrics' FID offers) is fed its
-    ``real=True`` inputs during the first validation epoch only. With no ``inputs`` functions and no such metric,
+    ``real`` inputs during the first validation epoch of ``fit`` only. The validation loop only: the batches of
+    several validation dataloaders are pooled into one value per metric, and under DDP the value is over the
+    samples each process saw, including those Lightning's ``DistributedSampler`` repeats to even out the
+    processes (use a validation set divisible by the number of processes, or ``use_distributed_sampler=False``
+    with a sampler of your own, for an exact value). With no ``inputs`` functions and no such metric,
     the metrics are updated as one ``MetricCollection``, so metrics with the same states (perplexity and
     cross-entropy) share one update.
 
@@ -134,7 +149,7 @@ class ValidationMetrics(Callback):
             return
         for name, metric in self.metrics.items(keep_base=True):
             for args, kwargs in self._update_calls(name, metric, outputs, batch):
-                if name in self._reference_done and self._reference_done[name] and kwargs.get("real") is True:
+                if self._reference_done.get(name) and _is_real_call(metric, args, kwargs):
                     continue  # the reference statistics of the first epoch are kept
                 metric.update(*args, **kwargs)
 
@@ -143,12 +158,21 @@ class ValidationMetrics(Callback):
         if trainer.sanity_checking:
             self.metrics.reset()
             return
-        for name, value in self.metrics.compute().items():
-            # every rank holds the global value already; sync_dist averages equal numbers, exactly
-            pl_module.log(name, value, prog_bar=self.prog_bar, on_epoch=True, sync_dist=True)
+        values = self.metrics.compute()
+        for name, value in values.items():
+            if not isinstance(value, Tensor) or value.numel() != 1:
+                raise ValueError(
+                    f"`ValidationMetrics` expected metric {name!r} to compute a single value to log, but got"
+                    f" {value!r}. Log such metrics yourself, or reduce them first (e.g. `average='macro'`)."
+                )
+        for name, value in values.items():
+            # every rank holds the global value already: with sync_dist and batch_size=1 Lightning averages equal
+            # numbers (exact), and does not warn about epoch-level logging under DDP
+            pl_module.log(name, value, prog_bar=self.prog_bar, on_epoch=True, sync_dist=True, batch_size=1)
         self.metrics.reset()
-        for name in self._reference_done:
-            self._reference_done[name] = True
+        if trainer.state.fn == TrainerFn.FITTING:  # a `trainer.validate` before `fit` does not set the reference
+            for name in self._reference_done:
+                self._reference_done[name] = True
 
     def _update_calls(
         self, name: str, metric: Metric, outputs: Any, batch: Any
