@@ -56,3 +56,11 @@ def trainer(**kwargs) -> L.Trainer:
         enable_checkpointing=False,
     )
     return L.Trainer(**{**defaults, **kwargs})
+
+
+class LeaveProcessGroup(L.Callback):
+    """Destroys the process group at teardown: a spawned process that exits with it alive can abort in gloo."""
+
+    def teardown(self, trainer, pl_module, stage):
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

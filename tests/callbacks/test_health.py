@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.callbacks.lightning_models import BigramLM, token_loader
+from tests.callbacks.lightning_models import BigramLM, LeaveProcessGroup, token_loader
 from tests.callbacks.lightning_models import trainer as make_trainer
 from tests.test_docstrings import _documented_args
 from torchmetrics_ext.callbacks import ValidationMetrics
@@ -559,7 +559,8 @@ class RankScriptedModule(ScriptedModule):
 
 def test_processes_stop_together_when_one_sees_a_non_finite_loss(tmp_path):
     """Under DDP the monitor watches the mean loss of the processes: one NaN stops them all, at the same step."""
-    trainer = _trainer(devices=2, strategy="ddp_spawn", callbacks=[TrainingHealthMonitor()], max_epochs=1)
+    callbacks = [TrainingHealthMonitor(), LeaveProcessGroup()]
+    trainer = _trainer(devices=2, strategy="ddp_spawn", callbacks=callbacks, max_epochs=1)
     trainer.fit(RankScriptedModule([], out_dir=str(tmp_path)), _loader(40))
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
     assert ranks[0] == ranks[1]  # the same decisions and the same state on both processes

@@ -2,13 +2,12 @@
 
 import math
 
-import lightning as L
 import pytest
 import torch
 from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
-from tests.callbacks.lightning_models import VOCAB, BigramLM, token_loader, trainer
+from tests.callbacks.lightning_models import VOCAB, BigramLM, LeaveProcessGroup, token_loader, trainer
 from tests.helpers import reference
 from torchmetrics_ext.callbacks import ValidationMetrics
 from torchmetrics_ext.text import CausalLMCrossEntropy, CausalLMPerplexity, CausalLMTokenAccuracy
@@ -137,18 +136,10 @@ def test_reference_statistics_are_computed_once(positional):
     assert math.isclose(float(fit.callback_metrics["val/gap"]), expected, rel_tol=1e-5)
 
 
-class _LeaveProcessGroup(L.Callback):
-    """Destroys the process group at teardown: a spawned process that exits with it alive can abort in gloo."""
-
-    def teardown(self, trainer, pl_module, stage):
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-
-
 def _ddp_fit(tmp_path):
     model = BigramLM()
     callbacks = [ValidationMetrics({"perplexity": CausalLMPerplexity(), "acc": CausalLMTokenAccuracy()})]
-    callbacks.append(_LeaveProcessGroup())
+    callbacks.append(LeaveProcessGroup())
     fit = trainer(devices=2, strategy="ddp_spawn", max_epochs=1, callbacks=callbacks, default_root_dir=tmp_path)
     fit.fit(model, token_loader(seed=1), token_loader(seed=2))
     return fit, model

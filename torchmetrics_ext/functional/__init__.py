@@ -1,5 +1,12 @@
 """Stateless forms of the metrics of :mod:`torchmetrics_ext`, one function per metric."""
 
 from torchmetrics_ext.functional.text import causal_lm_cross_entropy, causal_lm_perplexity, causal_lm_token_accuracy
+from torchmetrics_ext.functional.video import frechet_distance, kernel_distance
 
-__all__ = ["causal_lm_cross_entropy", "causal_lm_perplexity", "causal_lm_token_accuracy"]
+__all__ = [
+    "causal_lm_cross_entropy",
+    "causal_lm_perplexity",
+    "causal_lm_token_accuracy",
+    "frechet_distance",
+    "kernel_distance",
+]
