@@ -295,6 +295,8 @@ class TorchScriptI3d(_Frozen):
         torch.Size([2, 10])
     """
 
+    num_features = 400  # the Kinetics-400 logits StyleGAN-V's detector returns with return_features=True
+
     def __init__(self, detector: nn.Module, in_channels: int = 3) -> None:
         super().__init__()
         self.detector = detector

@@ -64,14 +64,15 @@ def i3d_weights_path(progress: bool = True) -> Path:
     recorded = path.with_name(path.name + ".sha256")
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # one per process: DDP ranks may race here
         try:
             torch.hub.download_url_to_file(I3D_URL, str(partial), progress=progress)
+            os.replace(partial, path)
         except (URLError, OSError) as error:
             raise RuntimeError(f"Could not download the I3D weights ({error}). {_where_to_put_it(path)}") from error
-        os.replace(partial, path)
+    if not recorded.is_file():  # downloaded now, or put there by hand: its digest is the one checked from now on
         recorded.write_text(_sha256(path) + "\n")
-    elif recorded.is_file() and recorded.read_text().strip() != _sha256(path):
+    elif recorded.read_text().strip() != _sha256(path):
         raise RuntimeError(
             f"The I3D weights at {path} changed since they were downloaded (SHA-256 differs from {recorded}): the"
             f" file is corrupt. Delete it to download it again. {_where_to_put_it(path)}"

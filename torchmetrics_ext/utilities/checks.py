@@ -106,3 +106,52 @@ def _check_causal_lm_inputs(
     if attention_mask.dtype != torch.bool and ((attention_mask != 0) & (attention_mask != 1)).any():
         bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)][0].item()
         raise ValueError(f"Argument `attention_mask` expected to hold only 0 and 1, but got {bad}.")
+
+
+VIDEO_LAYOUTS = ("BTCHW", "BCTHW")
+
+
+def _check_video_layout(layout: str) -> None:
+    """Check the ``layout`` argument of the video metrics: ``"BTCHW"`` (the default) or ``"BCTHW"``."""
+    if layout not in VIDEO_LAYOUTS:
+        raise ValueError(f"Argument `layout` expected to be one of {VIDEO_LAYOUTS} but got {layout!r}.")
+
+
+def _check_videos(
+    videos: Tensor, layout: str = "BTCHW", min_frames: int = 1, channels: Optional[int] = 3, name: str = "videos"
+) -> None:
+    """Check a batch of videos: 5 dimensions in ``layout``, ``channels`` channels, at least ``min_frames`` frames,
+    uint8 in [0, 255] or floating point in [0, 1] (NaN and infinities are outside)."""
+    _check_video_layout(layout)
+    if not isinstance(videos, Tensor) or videos.ndim != 5:
+        seen = f"{videos.ndim} dimensions" if isinstance(videos, Tensor) else type(videos).__name__
+        raise ValueError(
+            f"Argument `{name}` expected to be a tensor with 5 dimensions [{', '.join(layout)}] (layout={layout!r}),"
+            f" but got {seen}."
+        )
+    frames, colors = (videos.shape[1], videos.shape[2]) if layout == "BTCHW" else (videos.shape[2], videos.shape[1])
+    if channels is not None and colors != channels:
+        raise ValueError(
+            f"Argument `{name}` expected {channels} channels (C of layout={layout!r}), but got shape"
+            f" {tuple(videos.shape)} with {colors}."
+        )
+    if frames < min_frames:
+        raise ValueError(
+            f"Argument `{name}` expected at least {min_frames} frames (T of layout={layout!r}), but got shape"
+            f" {tuple(videos.shape)} with {frames}."
+        )
+    if videos.numel() == 0:
+        raise ValueError(f"Argument `{name}` expected a non-empty tensor, but got shape {tuple(videos.shape)}.")
+    if videos.dtype == torch.uint8:
+        return
+    if not videos.is_floating_point():
+        raise ValueError(
+            f"Argument `{name}` expected uint8 values in [0, 255] or floating point values in [0, 1], but got dtype"
+            f" {videos.dtype}."
+        )
+    outside = ~((videos >= 0) & (videos <= 1))  # NaN is outside too
+    if outside.any():
+        raise ValueError(
+            f"Argument `{name}` expected floating point values in [0, 1] (uint8 for [0, 255]), but got"
+            f" {videos[outside][0].item()}."
+        )
