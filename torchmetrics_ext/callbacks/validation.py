@@ -113,6 +113,8 @@ class ValidationMetrics(Callback):
         self._one_update = not inputs and not any(_keeps_reference(metric) for metric in named.values())
         self.metrics = MetricCollection(named, prefix=prefix, compute_groups=self._one_update)
         self._reference_done = {name: False for name, metric in named.items() if _keeps_reference(metric)}
+        # read once: inspecting the signatures on every validation batch would be work on the hot path
+        self._parameters = {name: _update_parameters(metric) for name, metric in named.items()}
 
     def metric(self, logged_name: str) -> Optional[Metric]:
         """The metric logged as ``logged_name``, or None."""
@@ -180,14 +182,14 @@ class ValidationMetrics(Callback):
         """The ``(args, kwargs)`` of each ``update`` call of one metric for one batch."""
         if name not in self.inputs:
             self._check_outputs(name, metric, outputs)
-            _, accepted, takes_any = _update_parameters(metric)
+            _, accepted, takes_any = self._parameters[name]
             return [((), {key: value for key, value in outputs.items() if takes_any or key in accepted})]
         produced = self.inputs[name](outputs, batch)
         calls = produced if isinstance(produced, list) else [produced]
         return [((), dict(call)) if isinstance(call, Mapping) else (tuple(call), {}) for call in calls]
 
     def _check_outputs(self, name: str, metric: Metric, outputs: Any) -> None:
-        required, _, _ = _update_parameters(metric)
+        required, _, _ = self._parameters[name]
         if not isinstance(outputs, Mapping):
             raise ValueError(
                 f"`ValidationMetrics` expected `validation_step` to return a dict holding {required} for metric"
