@@ -7,12 +7,13 @@ import pytest
 
 import torchmetrics_ext.callbacks as callbacks
 import torchmetrics_ext.functional as functional
+import torchmetrics_ext.models as models
 import torchmetrics_ext.text as text
 import torchmetrics_ext.video as video
 
 PUBLIC = [
     getattr(module, name)
-    for module in (text, functional, callbacks, video)
+    for module in (text, functional, callbacks, video, models)
     for name in module.__all__
     if name != "TrainingHealthWarning"  # a warning category: no arguments, no example
 ]

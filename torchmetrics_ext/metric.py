@@ -1,12 +1,13 @@
 """The base class of every metric of the package: a ``torchmetrics.Metric`` whose states are kept safe."""
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 from lightning_utilities import apply_to_collection
 from torch import Tensor
 from torch.nn import Module
 from torchmetrics import Metric
+from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 # What ``Metric.forward`` changes on the way to ``update`` besides the states, restored when ``update`` raises.
 _FORWARD_CONTEXT = ("_update_count", "_computed", "_to_sync", "_should_unsync", "compute_on_cpu", "_enable_grad")
@@ -22,6 +23,7 @@ class StateSafeMetric(Metric):
       included: the states' dtypes are part of the metric's definition).
     - ``forward`` resets the states before it calls ``update`` on the batch; when ``update`` rejects the batch,
       the states accumulated so far, the update count and the cached result are put back.
+    - ``plot`` draws ``compute()`` or the values given, with the bounds the subclass declares.
     """
 
     def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> Module:
@@ -60,6 +62,28 @@ class StateSafeMetric(Metric):
             for name, value in saved.items():
                 setattr(self, name, value)
             raise
+
+    def plot(
+        self, val: Optional[Union[Tensor, Sequence[Tensor]]] = None, ax: Optional[_AX_TYPE] = None
+    ) -> _PLOT_OUT_TYPE:
+        """Plot one value or a sequence of values of the metric (``compute()`` when ``val`` is None).
+
+        Args:
+            val: a value or a sequence of values returned by ``forward`` or ``compute``.
+            ax: a matplotlib axis to draw on; a new figure when None.
+
+        Returns:
+            The figure and the axis.
+
+        Example:
+            >>> import torch
+            >>> from torchmetrics_ext.text import CausalLMPerplexity
+            >>> metric = CausalLMPerplexity()
+            >>> values = [metric(torch.randn(2, 8, 5), torch.randint(5, (2, 8))) for _ in range(4)]
+            >>> fig_, ax_ = metric.plot(values)
+
+        """
+        return self._plot(val, ax)
 
 
 def _to_device(value: Any, device: Any) -> Any:

@@ -1,10 +1,9 @@
 """What the causal-LM metric classes share: their arguments and the negative log-likelihood states."""
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
-from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from torchmetrics_ext.functional.text.cross_entropy import _causal_lm_nll_update
 from torchmetrics_ext.metric import StateSafeMetric
@@ -31,28 +30,6 @@ class _CausalLMMetric(StateSafeMetric):
         self.shift = shift
         self.chunk_size = chunk_size
         self.non_finite = non_finite
-
-    def plot(
-        self, val: Optional[Union[Tensor, Sequence[Tensor]]] = None, ax: Optional[_AX_TYPE] = None
-    ) -> _PLOT_OUT_TYPE:
-        """Plot one value or a sequence of values of the metric (``compute()`` when ``val`` is None).
-
-        Args:
-            val: a value or a sequence of values returned by ``forward`` or ``compute``.
-            ax: a matplotlib axis to draw on; a new figure when None.
-
-        Returns:
-            The figure and the axis.
-
-        Example:
-            >>> import torch
-            >>> from torchmetrics_ext.text import CausalLMPerplexity
-            >>> metric = CausalLMPerplexity()
-            >>> values = [metric(torch.randn(2, 8, 5), torch.randint(5, (2, 8))) for _ in range(4)]
-            >>> fig_, ax_ = metric.plot(values)
-
-        """
-        return self._plot(val, ax)
 
 
 class _CausalLMNLLMetric(_CausalLMMetric):

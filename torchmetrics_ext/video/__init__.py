@@ -2,5 +2,6 @@
 
 from torchmetrics_ext.video.fvd import FrechetVideoDistance
 from torchmetrics_ext.video.kvd import KernelVideoDistance
+from torchmetrics_ext.video.warping_error import FlowWarpingError
 
-__all__ = ["FrechetVideoDistance", "KernelVideoDistance"]
+__all__ = ["FlowWarpingError", "FrechetVideoDistance", "KernelVideoDistance"]

@@ -6,7 +6,6 @@ from typing import Any, Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 from torchmetrics.utilities.data import dim_zero_cat
-from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from torchmetrics_ext.functional.video.preprocess import FVD_FRAME_SIZE, FVD_MIN_FRAMES, preprocess_videos
 from torchmetrics_ext.metric import StateSafeMetric
@@ -231,18 +230,3 @@ class _VideoFeatureMetric(StateSafeMetric):
             else:
                 setattr(self, name, torch.zeros_like(value) if empty else value)
         self._computed = None
-
-    def plot(
-        self, val: Optional[Union[Tensor, Sequence[Tensor]]] = None, ax: Optional[_AX_TYPE] = None
-    ) -> _PLOT_OUT_TYPE:
-        """Plot one value or a sequence of values of the metric (``compute()`` when ``val`` is None).
-
-        Args:
-            val: a value or a sequence of values returned by ``compute``.
-            ax: a matplotlib axis to draw on; a new figure when None.
-
-        Returns:
-            The figure and the axis.
-
-        """
-        return self._plot(val, ax)
