@@ -10,9 +10,9 @@ from torchmetrics_ext.functional.video._frames import _as_btchw, _unit_float
 from torchmetrics_ext.functional.video.warping_error import (
     _check_occlusion,
     _check_warping_inputs,
-    _mean_over_videos,
     _warping_errors,
 )
+from torchmetrics_ext.functional.video._reduction import _mean_over_videos
 from torchmetrics_ext.metric import StateSafeMetric
 from torchmetrics_ext.models.raft import RAFT_MODELS, load_raft
 from torchmetrics_ext.utilities.checks import _check_video_layout, _check_videos
@@ -94,8 +94,8 @@ class FlowWarpingError(StateSafeMetric):
         ValueError: on an argument above of the wrong type or value; in ``update``, on videos that are not 5-d in
             ``layout``, have fewer than 2 frames or values out of range; ``source`` of another shape or given
             with ``flows``; flows of the wrong shape or not finite; no flow at all (``flow=None`` without
-            ``flows``); a flow estimator returning the wrong shape or non-finite values; in ``compute``, when no
-            video has a visible pixel.
+            ``flows``); a flow estimator returning the wrong shape or non-finite values. ``compute`` returns NaN,
+            with a warning, when no video with a visible pixel was seen.
         RuntimeError: if RAFT's weights cannot be downloaded.
 
     Example:
@@ -204,4 +204,4 @@ class FlowWarpingError(StateSafeMetric):
 
     def compute(self) -> Tensor:
         """Return the mean warping error of the videos seen since the last reset, as a float32 scalar."""
-        return _mean_over_videos(self.error_sum, self.num_videos)
+        return _mean_over_videos(self.error_sum, self.num_videos, type(self).__name__)

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from torchmetrics_ext.functional.video._frames import _as_btchw, _unit_float
+from torchmetrics_ext.functional.video._reduction import _mean_over_videos
 from torchmetrics_ext.functional.video.warp import occlusion_mask, warp
 from torchmetrics_ext.utilities.checks import _check_videos
 
@@ -74,14 +75,6 @@ def _warping_errors(
     return (pair_errors * has_pixels).sum(dim=1) / pairs.clamp(min=1), pairs > 0
 
 
-def _mean_over_videos(error_sum: Tensor, num_videos: Tensor) -> Tensor:
-    if int(num_videos) == 0:
-        raise ValueError(
-            "The flow warping error expected at least one video with a visible (non-occluded) pixel, but got none."
-        )
-    return (error_sum / num_videos).float()
-
-
 def flow_warping_error(
     videos: Tensor,
     flows_fw: Tensor,
@@ -99,7 +92,8 @@ def flow_warping_error(
 
     over pixels and channels, on the [0, 1] value scale (uint8 videos are divided by 255). :math:`E_t` is averaged
     over the :math:`T - 1` pairs of a video, then over the videos. A pair whose pixels are all occluded is left
-    out of its video's mean (Lai et al.'s script counts it as 0); a video with no visible pixel is left out.
+    out of its video's mean (Lai et al.'s script counts it as 0); a video with no visible pixel is left out (NaN,
+    with a warning, when none is left).
 
     In Lai et al.'s protocol the flows come from the input video and the error is measured on the processed one:
     pass the flows of the source with the frames of the output.
@@ -120,8 +114,8 @@ def flow_warping_error(
 
     Raises:
         ValueError: on videos that are not 5-d in ``layout``, have fewer than 2 frames or values out of range; flows
-            of the wrong shape or not finite; ``flows_bw=None`` with ``occlusion="lai"``; an unknown ``occlusion``;
-            or when no video has a visible pixel.
+            of the wrong shape or not finite; ``flows_bw=None`` with ``occlusion="lai"``; or an unknown
+            ``occlusion``. When no video has a visible pixel the result is NaN, with a warning.
 
     Example:
         >>> import torch
@@ -140,4 +134,4 @@ def flow_warping_error(
     """
     _check_warping_inputs(videos, flows_fw, flows_bw, occlusion, layout)
     errors, valid = _warping_errors(videos, flows_fw, flows_bw, occlusion, layout)
-    return _mean_over_videos(errors[valid].sum(), valid.sum())
+    return _mean_over_videos(errors[valid].sum(), valid.sum(), "flow_warping_error")
