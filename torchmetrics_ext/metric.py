@@ -23,6 +23,7 @@ class StateSafeMetric(Metric):
       included: the states' dtypes are part of the metric's definition).
     - ``forward`` resets the states before it calls ``update`` on the batch; when ``update`` rejects the batch,
       the states accumulated so far, the update count and the cached result are put back.
+    - Networks and other helpers held with ``_hold`` stay out of ``state_dict`` and follow the device, not the dtype.
     - ``plot`` draws ``compute()`` or the values given, with the bounds the subclass declares.
     """
 
@@ -37,7 +38,20 @@ class StateSafeMetric(Metric):
         this._computed = apply_to_collection(computed, Tensor, move)
         this._forward_cache = apply_to_collection(forward_cache, Tensor, move)
         this._dtype = dtype
+        for name in this.__dict__.get("_held", ()):
+            held = getattr(this, name)
+            if isinstance(held, Module):
+                held.to(device=this.device)  # the device only: a held network keeps its dtype
         return this
+
+    def _hold(self, name: str, value: Any) -> None:
+        """Keep ``value`` (a frozen network, a scratch metric) as the attribute ``name``, outside the module tree.
+
+        It is not in ``state_dict`` or ``parameters()``, and a held module follows the metric to its device but not
+        to another dtype: the features of ``module.to(torch.bfloat16)`` must be those of the float32 network.
+        """
+        object.__setattr__(self, name, value)
+        object.__setattr__(self, "_held", (*self.__dict__.get("_held", ()), name))
 
     def _wrap_update(self, update: Callable) -> Callable:
         wrapped = super()._wrap_update(update)

@@ -6,6 +6,8 @@ from torchmetrics_ext.functional.video import (
     frechet_distance,
     kernel_distance,
     occlusion_mask,
+    temporal_consistency,
+    temporal_flickering,
     warp,
 )
 
@@ -17,5 +19,7 @@ __all__ = [
     "frechet_distance",
     "kernel_distance",
     "occlusion_mask",
+    "temporal_consistency",
+    "temporal_flickering",
     "warp",
 ]

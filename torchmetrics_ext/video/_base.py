@@ -1,7 +1,7 @@
 """What the video distances share: the frozen feature extractor, the preprocessing, and the real-side states."""
 
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -102,18 +102,13 @@ class _VideoFeatureMetric(StateSafeMetric):
         self.reset_real_features = reset_real_features
         self.layout = layout
         extractor, self.feature_extractor_name = _build_feature_extractor(feature_extractor, weights)
-        object.__setattr__(self, "_feature_extractor", extractor)  # not a submodule: out of state_dict
+        self._hold("_feature_extractor", extractor)
         self.num_features = _num_features(extractor)
 
     @property
     def feature_extractor(self) -> nn.Module:
         """The frozen network that maps preprocessed videos [B, 3, T, 224, 224] to features [B, D]."""
         return self._feature_extractor
-
-    def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> nn.Module:
-        this = super()._apply(fn, exclude_state=exclude_state)
-        this._feature_extractor.to(device=this.device)  # the device only: the network keeps its dtype
-        return this
 
     def _features(self, videos: Tensor) -> Tensor:
         """Check and preprocess ``videos`` and return their float64 features [B, D]; no state is touched."""

@@ -1,10 +1,10 @@
 """An image metric (PSNR, SSIM, LPIPS, ...) applied to every frame pair of two videos, as a ``torchmetrics.Metric``."""
 
 import copy
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import Metric
 
 from torchmetrics_ext.functional.video._frames import _as_btchw, _unit_float
@@ -124,7 +124,7 @@ class PerFrameImageMetric(StateSafeMetric):
             inner.to(device=self.device)
         else:
             inner = metric
-        object.__setattr__(self, "_metric", inner)  # not a submodule: out of state_dict, never cast to another dtype
+        self._hold("_metric", inner)  # out of state_dict, never cast to another dtype
         self.add_state("sum_value", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("num_videos", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
 
@@ -145,12 +145,6 @@ class PerFrameImageMetric(StateSafeMetric):
 
     def extra_repr(self) -> str:
         return f"metric={_metric_name(self._metric)}, layout={self.layout!r}"
-
-    def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> nn.Module:
-        this = super()._apply(fn, exclude_state=exclude_state)
-        if isinstance(this._metric, Metric):
-            this._metric.to(device=this.device)  # the device only: the image metric keeps its dtype
-        return this
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add the per-frame mean of every video of the batch; nothing is added when the batch is rejected."""

@@ -135,7 +135,7 @@ class FlowWarpingError(StateSafeMetric):
         _check_video_layout(layout)
         self.occlusion = occlusion
         self.layout = layout
-        object.__setattr__(self, "_flow", _build_flow(flow, weights, num_flow_updates))  # out of state_dict
+        self._hold("_flow", _build_flow(flow, weights, num_flow_updates))
         self.add_state("error_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("num_videos", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
 
@@ -143,12 +143,6 @@ class FlowWarpingError(StateSafeMetric):
     def flow(self) -> Optional[FlowEstimator]:
         """The flow estimator, or None when the flows are given to ``update``."""
         return self._flow
-
-    def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> nn.Module:
-        this = super()._apply(fn, exclude_state=exclude_state)
-        if isinstance(this._flow, nn.Module):
-            this._flow.to(device=this.device)  # the device only: the network keeps its dtype
-        return this
 
     def update(
         self, videos: Tensor, flows: Optional[Sequence[Optional[Tensor]]] = None, source: Optional[Tensor] = None

@@ -1,5 +1,7 @@
 """Stateless video metrics: the math behind the classes of :mod:`torchmetrics_ext.video`."""
 
+from torchmetrics_ext.functional.video.consistency import temporal_consistency
+from torchmetrics_ext.functional.video.flickering import temporal_flickering
 from torchmetrics_ext.functional.video.frechet import frechet_distance
 from torchmetrics_ext.functional.video.kernel import kernel_distance
 from torchmetrics_ext.functional.video.preprocess import preprocess_videos
@@ -12,5 +14,7 @@ __all__ = [
     "kernel_distance",
     "occlusion_mask",
     "preprocess_videos",
+    "temporal_consistency",
+    "temporal_flickering",
     "warp",
 ]
