@@ -165,3 +165,27 @@ def test_a_metric_with_several_values_is_a_clear_error():
     )
     with pytest.raises(ValueError, match="metric 'val/accuracy' to compute a single value"):
         trainer(callbacks=[callback]).validate(BigramLM(), token_loader())
+
+
+def test_a_kernel_distance_logs_its_mean_and_std():
+    from tests.video.common import pool_extractor
+    from torchmetrics_ext.video import KernelVideoDistance
+
+    def videos(tokens: torch.Tensor) -> torch.Tensor:  # [B, 12] -> [B, 12, 3, 4, 4] in [0, 1]
+        return (tokens.float() / VOCAB)[:, :, None, None, None].expand(-1, -1, 3, 4, 4)
+
+    def both(outputs, batch):
+        fake = videos(outputs["logits"].argmax(dim=-1))
+        return [{"videos": videos(batch[0]), "real": True}, {"videos": fake, "real": False}]
+
+    kvd = KernelVideoDistance(feature_extractor=pool_extractor(), subsets=1, subset_size=16)
+    model = BigramLM()
+    fit = trainer(callbacks=[ValidationMetrics({"kvd": kvd}, inputs={"kvd": both})])
+    fit.validate(model, token_loader(seed=2))
+    expected = KernelVideoDistance(feature_extractor=pool_extractor(), subsets=1, subset_size=16)
+    for (logits, labels), (tokens,) in zip(model.validated, token_loader(seed=2)):
+        expected.update(videos(tokens), real=True)
+        expected.update(videos(logits.argmax(dim=-1)), real=False)
+    mean, std = expected.compute()
+    assert math.isclose(float(fit.callback_metrics["val/kvd"]), float(mean), rel_tol=1e-6, abs_tol=1e-12)
+    assert float(fit.callback_metrics["val/kvd_std"]) == float(std) == 0.0

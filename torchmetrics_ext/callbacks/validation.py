@@ -31,6 +31,16 @@ def _is_real_call(metric: Metric, args: tuple, kwargs: dict[str, Any]) -> bool:
     return bool(real)
 
 
+def _is_mean_and_std(metric: Metric, value: Any) -> bool:
+    """Whether ``value`` is the ``(mean, std)`` pair of a kernel distance (our KVD, torchmetrics' KID)."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    from torchmetrics_ext.video.kvd import KernelVideoDistance
+
+    kernel_distance = isinstance(metric, (KernelVideoDistance, KernelInceptionDistance))
+    return kernel_distance and isinstance(value, (tuple, list)) and len(value) == 2
+
+
 def _update_parameters(metric: Metric) -> tuple[list[str], list[str], bool]:
     """Names of the required and of all parameters of ``metric.update``, and whether it takes ``**kwargs``."""
     parameters = inspect.signature(metric.update).parameters.values()
@@ -50,7 +60,9 @@ class ValidationMetrics(Callback):
 
     At the end of each validation epoch every metric is computed (a collective under DDP: every rank computes and
     gets the global value), logged through ``pl_module.log`` as ``prefix + name`` (so loggers, the progress bar,
-    ``trainer.callback_metrics``, ``ModelCheckpoint`` and ``EarlyStopping`` see it), and reset. The sanity-check
+    ``trainer.callback_metrics``, ``ModelCheckpoint`` and ``EarlyStopping`` see it), and reset; the ``(mean, std)``
+    of a kernel distance (``KernelVideoDistance``, torchmetrics' ``KernelInceptionDistance``) is logged as
+    ``prefix + name`` and ``prefix + name + "_std"``. The sanity-check
     batches are not counted. The metrics are held by the callback, not by the module: they follow the module's
     device but not its dtype, so Lightning's precision settings leave their states alone. A metric that keeps its
     reference statistics across resets (``reset_real_features=False``, as torchmetrics' FID offers) is fed its
@@ -160,7 +172,12 @@ class ValidationMetrics(Callback):
         if trainer.sanity_checking:
             self.metrics.reset()
             return
-        values = self.metrics.compute()
+        values = {}
+        for name, value in self.metrics.compute().items():
+            if _is_mean_and_std(self.metric(name), value):
+                values[name], values[f"{name}_std"] = value
+            else:
+                values[name] = value
         for name, value in values.items():
             if not isinstance(value, Tensor) or value.numel() != 1:
                 raise ValueError(
