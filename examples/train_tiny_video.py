@@ -18,7 +18,8 @@ validation it rolls every video out the same way, and ``ValidationMetrics`` scor
 - ``flickering``: VBench's temporal flickering;
 - ``psnr`` and ``ssim``: per-frame PSNR and SSIM of the predicted frames against the real ones.
 
-``BestMetricCheckpoint`` keeps the checkpoint of the lowest FVD. The set sizes are those of a smoke test, not of
+``BestMetricCheckpoint`` keeps the checkpoint of the lowest FVD (with ``--random-weights``, of the highest PSNR: a
+random I3D's FVD says nothing). The set sizes are those of a smoke test, not of
 the FVD protocol (2048 videos a side): the distances are biased upwards and noisy, and with ``--random-weights``
 none of the network-based numbers (FVD, KVD, warping error, consistency) is comparable with published ones.
 """
@@ -233,8 +234,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     Returns:
         The last validation's metrics by name (``"fvd"``, ``"psnr"``, ...) as floats, the PSNR of repeating the
-        last given frame (``"psnr_repeat_last_frame"``), and ``"best_path"`` and ``"best_fvd"`` of the best
-        checkpoint.
+        last given frame (``"psnr_repeat_last_frame"``), and ``"best_path"``, ``"best_score"`` and ``"monitor"`` of
+        the best checkpoint.
     """
     L.seed_everything(args.seed, workers=True)
     train_videos = moving_shapes(args.train_videos, args.frames, seed=args.seed)
@@ -242,7 +243,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     train_loader = DataLoader(TensorDataset(train_videos), batch_size=args.batch_size, shuffle=True)
     val_loader = DataLoader(TensorDataset(val_videos), batch_size=args.batch_size)
     metrics = build_metrics(args)
-    best = BestMetricCheckpoint(monitor="val/fvd", dirpath=args.checkpoint_dir)  # mode "min" from the metric
+    monitor = "val/psnr" if args.random_weights else "val/fvd"  # the mode (max, min) comes from the metric
+    best = BestMetricCheckpoint(monitor=monitor, dirpath=args.checkpoint_dir)
     trainer = L.Trainer(
         accelerator=args.accelerator,
         devices=1,
@@ -266,7 +268,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     still = PerFrameImageMetric(PeakSignalNoiseRatio(data_range=1.0))
     still.update(val_videos[:, 1:2].expand_as(val_videos[:, 2:]), val_videos[:, 2:])
     baseline = {"psnr_repeat_last_frame": float(still.compute())}
-    return {**values, **baseline, "best_path": best.best_model_path, "best_fvd": best_score}
+    return {**values, **baseline, "best_path": best.best_model_path, "best_score": best_score, "monitor": monitor}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
@@ -280,7 +282,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         f"final val psnr {metrics['psnr']:.2f} dB (repeating the last given frame: "
         f"{metrics['psnr_repeat_last_frame']:.2f} dB), ssim {metrics['ssim']:.4f}, fvd {metrics['fvd']:.4g}"
     )
-    print(f"best checkpoint: {metrics['best_path']} (val fvd {metrics['best_fvd']:.4g})")
+    print(f"best checkpoint: {metrics['best_path']} ({metrics['monitor']} {metrics['best_score']:.4g})")
     return metrics
 
 

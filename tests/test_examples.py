@@ -43,6 +43,6 @@ def test_train_tiny_video_runs_offline_with_every_video_metric(capsys, tmp_path)
     assert metrics["fvd"] >= 0 and metrics["warping_error"] >= 0
     assert 0 < metrics["flickering"] <= 1 and -1 <= metrics["temporal_consistency"] <= 1
     assert 0 < metrics["ssim"] <= 1 and metrics["psnr"] > 5  # a predictor of a dark background is not random
-    assert metrics["best_path"].startswith(str(tmp_path)) and "val_fvd=" in metrics["best_path"]
+    assert metrics["best_path"].startswith(str(tmp_path)) and "val_psnr=" in metrics["best_path"]
     printed = capsys.readouterr().out
     assert "NOT comparable" in printed and "epoch 0: fvd" in printed and "best checkpoint:" in printed

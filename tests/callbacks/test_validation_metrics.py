@@ -189,3 +189,25 @@ def test_a_kernel_distance_logs_its_mean_and_std():
     mean, std = expected.compute()
     assert math.isclose(float(fit.callback_metrics["val/kvd"]), float(mean), rel_tol=1e-6, abs_tol=1e-12)
     assert float(fit.callback_metrics["val/kvd_std"]) == float(std) == 0.0
+
+
+def test_metrics_that_agree_on_the_first_batch_are_not_merged():
+    from torch import nn
+
+    from torchmetrics_ext.video import TemporalConsistency
+
+    encoder = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten())
+    lm = ValidationMetrics({"perplexity": CausalLMPerplexity(), "cross_entropy": CausalLMCrossEntropy()})
+    assert list(lm.metrics.compute_groups.values()) == [["perplexity", "cross_entropy"]]  # shared by design
+    callback = ValidationMetrics(
+        {name: TemporalConsistency(encoder=encoder, reference=name) for name in ("adjacent", "first")}, prefix=""
+    )
+    static = torch.full((2, 4, 3, 8, 8), 0.5)  # both references give exactly 1: torchmetrics would merge them
+    moving = torch.rand(2, 4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    expected = {name: TemporalConsistency(encoder=encoder, reference=name) for name in ("adjacent", "first")}
+    for videos in (static, moving):
+        callback.metrics.update(videos=videos)
+        for metric in expected.values():
+            metric.update(videos)
+    values = callback.metrics.compute()
+    assert values["adjacent"] == expected["adjacent"].compute() != expected["first"].compute() == values["first"]

@@ -129,10 +129,10 @@ def test_encoder_is_frozen_out_of_state_dict_and_keeps_float32_through_a_bfloat1
     metric = TemporalConsistency(encoder=encoder).to(torch.bfloat16)
     assert metric.encoder is encoder and not metric.encoder.training
     assert all(not p.requires_grad and p.dtype == torch.float32 for p in encoder.parameters())
-    assert set(metric.state_dict()) <= {"score_sum", "num_videos"} and not list(metric.parameters())
+    assert set(metric.state_dict()) <= {"consistency_sum", "num_videos"} and not list(metric.parameters())
     videos = _videos(2, seed=5)
     metric.update(videos)
-    assert metric.score_sum.dtype == torch.float64 and metric.num_videos.dtype == torch.int64
+    assert metric.consistency_sum.dtype == torch.float64 and metric.num_videos.dtype == torch.int64
     expected = float(np.mean(_reference_scores(_reference_embeddings(encoder, videos), "adjacent")))
     assert math.isclose(metric.compute().item(), expected, rel_tol=1e-5)
 
@@ -157,23 +157,23 @@ class _Shaped(nn.Module):
 )
 def test_bad_encoder_outputs_raise_and_leave_the_states_unchanged(encoder, message):
     metric = TemporalConsistency(encoder=encoder)
-    metric.score_sum += 0.25  # pretend earlier updates
+    metric.consistency_sum += 0.25  # pretend earlier updates
     metric.num_videos += 1
     with pytest.raises(ValueError, match=message):
         metric.update(_videos(2, seed=6))
-    assert metric.score_sum.item() == 0.25 and metric.num_videos.item() == 1
+    assert metric.consistency_sum.item() == 0.25 and metric.num_videos.item() == 1
 
 
 def test_bad_videos_raise_and_leave_the_states_unchanged():
     metric = TemporalConsistency(encoder=_pool_encoder())
     metric.update(_videos(2, seed=7))
-    before = (metric.score_sum.clone(), metric.num_videos.clone())
+    before = (metric.consistency_sum.clone(), metric.num_videos.clone())
     for bad in (_videos(2, seed=8, frames=1), _videos(2, seed=8) * 2, _videos(2, seed=8)[0]):
         with pytest.raises(ValueError, match="Argument `videos`"):
             metric.update(bad)
         with pytest.raises(ValueError, match="Argument `videos`"):
             metric(bad)
-    assert torch.equal(metric.score_sum, before[0]) and torch.equal(metric.num_videos, before[1])
+    assert torch.equal(metric.consistency_sum, before[0]) and torch.equal(metric.num_videos, before[1])
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def test_states_keep_their_dtype_through_a_bfloat16_cast():
     metric = TemporalFlickering().to(torch.bfloat16)
     videos = _uint8_videos(2, seed=5)
     metric.update(videos)
-    assert metric.score_sum.dtype == torch.float64 and metric.num_videos.dtype == torch.int64
+    assert metric.flickering_sum.dtype == torch.float64 and metric.num_videos.dtype == torch.int64
     assert math.isclose(metric.compute().item(), temporal_flickering(videos).item(), rel_tol=1e-6)
 
 
@@ -99,12 +99,12 @@ def test_states_keep_their_dtype_through_a_bfloat16_cast():
 def test_bad_videos_raise_and_leave_the_states_unchanged(bad):
     metric = TemporalFlickering()
     metric.update(_uint8_videos(2, seed=6))
-    before = (metric.score_sum.clone(), metric.num_videos.clone())
+    before = (metric.flickering_sum.clone(), metric.num_videos.clone())
     with pytest.raises(ValueError, match="Argument `videos`"):
         metric.update(bad)
     with pytest.raises(ValueError, match="Argument `videos`"):
         metric(bad)
-    assert torch.equal(metric.score_sum, before[0]) and torch.equal(metric.num_videos, before[1])
+    assert torch.equal(metric.flickering_sum, before[0]) and torch.equal(metric.num_videos, before[1])
     with pytest.raises(ValueError, match="Argument `videos`"):
         temporal_flickering(bad)
 

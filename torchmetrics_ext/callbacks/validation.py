@@ -41,6 +41,24 @@ def _is_mean_and_std(metric: Metric, value: Any) -> bool:
     return kernel_distance and isinstance(value, (tuple, list)) and len(value) == 2
 
 
+def _shared_update_groups(named: Mapping[str, Metric]) -> list[list[str]]:
+    """Metrics that may share one update: the causal-LM NLL metrics with the same options, each other metric alone.
+
+    torchmetrics' own detection merges metrics whose states are equal after the first batch, which also merges
+    unrelated metrics that happen to agree on it (two consistency references on a static video both give 1).
+    """
+    from torchmetrics_ext.text._causal_lm_base import _CausalLMNLLMetric
+
+    groups: dict[Any, list[str]] = {}
+    for name, metric in named.items():
+        if isinstance(metric, _CausalLMNLLMetric):
+            key = ("nll", metric.ignore_index, metric.shift, metric.chunk_size, metric.non_finite)
+        else:
+            key = name
+        groups.setdefault(key, []).append(name)
+    return list(groups.values())
+
+
 def _update_parameters(metric: Metric) -> tuple[list[str], list[str], bool]:
     """Names of the required and of all parameters of ``metric.update``, and whether it takes ``**kwargs``."""
     parameters = inspect.signature(metric.update).parameters.values()
@@ -71,8 +89,9 @@ class ValidationMetrics(Callback):
     samples each process saw, including those Lightning's ``DistributedSampler`` repeats to even out the
     processes (use a validation set divisible by the number of processes, or ``use_distributed_sampler=False``
     with a sampler of your own, for an exact value). With no ``inputs`` functions and no such metric,
-    the metrics are updated as one ``MetricCollection``, so metrics with the same states (perplexity and
-    cross-entropy) share one update.
+    the metrics are updated as one ``MetricCollection``, and the causal-LM perplexity and cross-entropy with the same
+    options share one update (no other metrics are merged: torchmetrics' automatic compute groups can merge
+    metrics whose states merely agree on the first batch).
 
     Args:
         metrics: a mapping from name to ``torchmetrics.Metric``, or a ``MetricCollection`` (its own prefix and
@@ -123,7 +142,8 @@ class ValidationMetrics(Callback):
         self.prog_bar = prog_bar
         self.inputs = inputs
         self._one_update = not inputs and not any(_keeps_reference(metric) for metric in named.values())
-        self.metrics = MetricCollection(named, prefix=prefix, compute_groups=self._one_update)
+        groups = _shared_update_groups(named) if self._one_update else False
+        self.metrics = MetricCollection(named, prefix=prefix, compute_groups=groups)
         self._reference_done = {name: False for name, metric in named.items() if _keeps_reference(metric)}
         # read once: inspecting the signatures on every validation batch would be work on the hot path
         self._parameters = {name: _update_parameters(metric) for name, metric in named.items()}

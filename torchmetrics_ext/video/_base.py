@@ -11,6 +11,7 @@ from torchmetrics_ext.functional.video.preprocess import FVD_FRAME_SIZE, FVD_MIN
 from torchmetrics_ext.metric import StateSafeMetric
 from torchmetrics_ext.models.i3d import InceptionI3d, load_i3d
 from torchmetrics_ext.utilities.checks import _check_video_layout
+from torchmetrics_ext.utilities.modules import _module_device_and_dtype
 
 
 def _build_feature_extractor(
@@ -43,13 +44,6 @@ def _build_feature_extractor(
     return feature_extractor, type(feature_extractor).__name__
 
 
-def _module_device(module: nn.Module) -> torch.device:
-    tensor = next(iter(module.parameters()), None)
-    if tensor is None:
-        tensor = next(iter(module.buffers()), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
-
-
 def _num_features(extractor: nn.Module) -> int:
     """``D``: I3D's number of classes, a module's ``num_features``, or the width of the output of a dummy clip."""
     if isinstance(extractor, InceptionI3d):
@@ -57,7 +51,8 @@ def _num_features(extractor: nn.Module) -> int:
     num_features = getattr(extractor, "num_features", None)
     if isinstance(num_features, int) and not isinstance(num_features, bool) and num_features > 0:
         return num_features
-    dummy = torch.zeros(1, 3, FVD_MIN_FRAMES, FVD_FRAME_SIZE, FVD_FRAME_SIZE, device=_module_device(extractor))
+    device, _ = _module_device_and_dtype(extractor)
+    dummy = torch.zeros(1, 3, FVD_MIN_FRAMES, FVD_FRAME_SIZE, FVD_FRAME_SIZE, device=device)
     with torch.no_grad():
         out = extractor(dummy)
     if not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != 1 or out.shape[1] < 1:
@@ -115,7 +110,7 @@ class _VideoFeatureMetric(StateSafeMetric):
         x = preprocess_videos(videos, self.layout)  # checks the videos first
         extractor = self._feature_extractor.eval()
         parameter = next(extractor.parameters(), None)
-        x = x.to(_module_device(extractor), parameter.dtype if parameter is not None else x.dtype)
+        x = x.to(_module_device_and_dtype(extractor)[0], parameter.dtype if parameter is not None else x.dtype)
         # the features must not depend on the precision a Trainer trains in: no autocast around the extractor
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             features = extractor(x)

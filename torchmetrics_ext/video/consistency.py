@@ -12,6 +12,7 @@ from torchmetrics_ext.functional.video.consistency import _check_reference, _con
 from torchmetrics_ext.functional.video._reduction import _mean_over_videos
 from torchmetrics_ext.metric import StateSafeMetric
 from torchmetrics_ext.utilities.checks import _check_video_layout, _check_videos
+from torchmetrics_ext.utilities.modules import _module_device_and_dtype
 
 CONSISTENCY_ENCODERS = ("vit_b_16",)
 
@@ -55,14 +56,6 @@ def _build_encoder(encoder: Union[str, nn.Module]) -> tuple[nn.Module, str]:
         )
     module.eval().requires_grad_(False)
     return module, encoder if isinstance(encoder, str) else type(encoder).__name__
-
-
-def _module_device_and_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """The device of the first parameter or buffer (CPU without any) and the dtype of the first floating one."""
-    tensors = [*module.parameters(), *module.buffers()]
-    device = tensors[0].device if tensors else torch.device("cpu")
-    dtype = next((tensor.dtype for tensor in tensors if tensor.is_floating_point()), torch.float32)
-    return device, dtype
 
 
 class TemporalConsistency(StateSafeMetric):
@@ -144,7 +137,7 @@ class TemporalConsistency(StateSafeMetric):
     plot_lower_bound = -1.0
     plot_upper_bound = 1.0
 
-    score_sum: Tensor
+    consistency_sum: Tensor
     num_videos: Tensor
 
     def __init__(
@@ -166,7 +159,7 @@ class TemporalConsistency(StateSafeMetric):
         module, self.encoder_name = _build_encoder(encoder)
         self._channels: Optional[int] = 3 if isinstance(encoder, str) else None
         self._hold("_encoder", module)
-        self.add_state("score_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("consistency_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("num_videos", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
 
     @property
@@ -210,9 +203,9 @@ class TemporalConsistency(StateSafeMetric):
     def update(self, videos: Tensor) -> None:
         """Add the scores of a batch of videos; nothing is added when the batch is rejected."""
         scores = _consistency_scores(self._embeddings(videos), self.reference)
-        self.score_sum = self.score_sum + scores.sum()
+        self.consistency_sum = self.consistency_sum + scores.sum()
         self.num_videos = self.num_videos + scores.shape[0]
 
     def compute(self) -> Tensor:
         """Return the mean score of the videos seen since the last reset, as a float32 scalar."""
-        return _mean_over_videos(self.score_sum, self.num_videos, type(self).__name__)
+        return _mean_over_videos(self.consistency_sum, self.num_videos, type(self).__name__)

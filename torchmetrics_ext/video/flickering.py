@@ -66,23 +66,23 @@ class TemporalFlickering(StateSafeMetric):
     plot_lower_bound = 0.0
     plot_upper_bound = 1.0
 
-    score_sum: Tensor
+    flickering_sum: Tensor
     num_videos: Tensor
 
     def __init__(self, layout: str = "BTCHW", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _check_video_layout(layout)
         self.layout = layout
-        self.add_state("score_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("flickering_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("num_videos", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
 
     def update(self, videos: Tensor) -> None:
         """Add the scores of a batch of videos; nothing is added when the batch is rejected."""
         _check_videos(videos, self.layout, min_frames=2, channels=None)
         scores = _flickering_scores(videos, self.layout)
-        self.score_sum = self.score_sum + scores.sum().to(self.score_sum.device)
+        self.flickering_sum = self.flickering_sum + scores.sum().to(self.flickering_sum.device)
         self.num_videos = self.num_videos + scores.shape[0]
 
     def compute(self) -> Tensor:
         """Return the mean score of the videos seen since the last reset, as a float32 scalar."""
-        return _mean_over_videos(self.score_sum, self.num_videos, type(self).__name__)
+        return _mean_over_videos(self.flickering_sum, self.num_videos, type(self).__name__)

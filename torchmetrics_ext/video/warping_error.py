@@ -16,6 +16,7 @@ from torchmetrics_ext.functional.video._reduction import _mean_over_videos
 from torchmetrics_ext.metric import StateSafeMetric
 from torchmetrics_ext.models.raft import RAFT_MODELS, load_raft
 from torchmetrics_ext.utilities.checks import _check_video_layout, _check_videos
+from torchmetrics_ext.utilities.modules import _module_device_and_dtype
 
 FlowEstimator = Callable[[Tensor, Tensor], Tensor]
 
@@ -75,8 +76,9 @@ class FlowWarpingError(StateSafeMetric):
     - ``warping_error`` (:class:`~torch.Tensor`): a float32 scalar, computed in float64; lower is better
 
     The states are the float64 sum of the per-video errors and the int64 number of videos, summed across
-    processes. A flow network is frozen, kept out of ``state_dict``, follows the metric's device but not its
-    dtype, and runs in float32.
+    processes. A flow network is frozen in place (eval mode, no gradients), kept out of ``state_dict``, follows the
+    metric's device but not its dtype, gets the frames on its own device and runs outside autocast (RAFT in
+    float32). ``num_flow_updates`` applies to the RAFT names only.
 
     Args:
         flow: ``"raft_large"`` or ``"raft_small"`` (torchvision's RAFT, see :func:`~torchmetrics_ext.models.load_raft`
@@ -183,8 +185,14 @@ class FlowWarpingError(StateSafeMetric):
         both = self.occlusion == "lai"  # the backward flow is needed by the occlusion mask only
         frames_a = torch.cat([current, following]) if both else current
         frames_b = torch.cat([following, current]) if both else following
-        with torch.no_grad():
+        device = frames_a.device
+        if isinstance(self._flow, nn.Module):  # a network runs where its parameters are, outside autocast
+            flow_device, _ = _module_device_and_dtype(self._flow)
+            frames_a, frames_b = frames_a.to(flow_device), frames_b.to(flow_device)
+        with torch.no_grad(), torch.autocast(frames_a.device.type, enabled=False):
             estimated = self._flow(frames_a, frames_b)
+        if isinstance(estimated, Tensor):
+            estimated = estimated.to(device)
         if not isinstance(estimated, Tensor) or list(estimated.shape) != [frames_a.shape[0], 2, height, width]:
             seen = f"shape {list(estimated.shape)}" if isinstance(estimated, Tensor) else type(estimated).__name__
             raise ValueError(
@@ -198,4 +206,9 @@ class FlowWarpingError(StateSafeMetric):
 
     def compute(self) -> Tensor:
         """Return the mean warping error of the videos seen since the last reset, as a float32 scalar."""
-        return _mean_over_videos(self.error_sum, self.num_videos, type(self).__name__)
+        return _mean_over_videos(
+            self.error_sum,
+            self.num_videos,
+            type(self).__name__,
+            "nothing was passed to `update`, or every pair of frames was fully occluded",
+        )

@@ -134,4 +134,6 @@ def flow_warping_error(
     """
     _check_warping_inputs(videos, flows_fw, flows_bw, occlusion, layout)
     errors, valid = _warping_errors(videos, flows_fw, flows_bw, occlusion, layout)
-    return _mean_over_videos(errors[valid].sum(), valid.sum(), "flow_warping_error")
+    return _mean_over_videos(
+        errors[valid].sum(), valid.sum(), "flow_warping_error", "every pair of frames was fully occluded"
+    )
