@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from torchmetrics_ext.utilities.modules import _freeze
+
 RAFT_MODELS = ("raft_large", "raft_small")
 RAFT_MIN_SIZE = 128  # the 1/8 feature map must survive RAFT's 3 halvings of the correlation pyramid
 
@@ -57,7 +59,7 @@ class RAFTFlow(nn.Module):
         for name, value in (("num_flow_updates", num_flow_updates), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Argument `{name}` expected to be a positive `int` but got {value!r}.")
-        self.model = model.eval().requires_grad_(False)
+        self.model = _freeze(model)
         self.num_flow_updates = num_flow_updates
         self.batch_size = batch_size
         self.eval()

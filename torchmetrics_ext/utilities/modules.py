@@ -10,3 +10,11 @@ def _module_device_and_dtype(module: nn.Module) -> tuple[torch.device, torch.dty
     device = tensors[0].device if tensors else torch.device("cpu")
     dtype = next((tensor.dtype for tensor in tensors if tensor.is_floating_point()), torch.float32)
     return device, dtype
+
+
+def _freeze(module: nn.Module) -> nn.Module:
+    """Eval mode and no gradients, in place; parameter by parameter, which TorchScript modules accept too."""
+    module.eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module

@@ -11,7 +11,7 @@ from torchmetrics_ext.functional.video.preprocess import FVD_FRAME_SIZE, FVD_MIN
 from torchmetrics_ext.metric import StateSafeMetric
 from torchmetrics_ext.models.i3d import InceptionI3d, load_i3d
 from torchmetrics_ext.utilities.checks import _check_video_layout
-from torchmetrics_ext.utilities.modules import _module_device_and_dtype
+from torchmetrics_ext.utilities.modules import _freeze, _module_device_and_dtype
 
 
 def _build_feature_extractor(
@@ -40,7 +40,7 @@ def _build_feature_extractor(
             "Argument `weights` expected `None` with a module as `feature_extractor` (load its weights yourself),"
             f" but got {weights!r}."
         )
-    feature_extractor.eval().requires_grad_(False)
+    _freeze(feature_extractor)
     return feature_extractor, type(feature_extractor).__name__
 
 

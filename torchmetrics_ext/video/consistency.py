@@ -12,7 +12,7 @@ from torchmetrics_ext.functional.video.consistency import _check_reference, _con
 from torchmetrics_ext.functional.video._reduction import _mean_over_videos
 from torchmetrics_ext.metric import StateSafeMetric
 from torchmetrics_ext.utilities.checks import _check_video_layout, _check_videos
-from torchmetrics_ext.utilities.modules import _module_device_and_dtype
+from torchmetrics_ext.utilities.modules import _freeze, _module_device_and_dtype
 
 CONSISTENCY_ENCODERS = ("vit_b_16",)
 
@@ -54,7 +54,7 @@ def _build_encoder(encoder: Union[str, nn.Module]) -> tuple[nn.Module, str]:
             f"Argument `encoder` expected one of {CONSISTENCY_ENCODERS} or an `nn.Module`, but got"
             f" {type(encoder).__name__}."
         )
-    module.eval().requires_grad_(False)
+    _freeze(module)
     return module, encoder if isinstance(encoder, str) else type(encoder).__name__
 
 

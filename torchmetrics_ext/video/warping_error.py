@@ -16,7 +16,7 @@ from torchmetrics_ext.functional.video._reduction import _mean_over_videos
 from torchmetrics_ext.metric import StateSafeMetric
 from torchmetrics_ext.models.raft import RAFT_MODELS, load_raft
 from torchmetrics_ext.utilities.checks import _check_video_layout, _check_videos
-from torchmetrics_ext.utilities.modules import _module_device_and_dtype
+from torchmetrics_ext.utilities.modules import _freeze, _module_device_and_dtype
 
 FlowEstimator = Callable[[Tensor, Tensor], Tensor]
 
@@ -39,7 +39,7 @@ def _build_flow(
             f"Argument `flow` expected one of {RAFT_MODELS}, a callable or None, but got {type(flow).__name__}."
         )
     if isinstance(flow, nn.Module):
-        flow.eval().requires_grad_(False)
+        _freeze(flow)
     return flow
 
 
