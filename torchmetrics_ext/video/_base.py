@@ -107,10 +107,13 @@ class _VideoFeatureMetric(StateSafeMetric):
 
     def _features(self, videos: Tensor) -> Tensor:
         """Check and preprocess ``videos`` and return their float64 features [B, D]; no state is touched."""
-        x = preprocess_videos(videos, self.layout)  # checks the videos first
         extractor = self._feature_extractor.eval()
+        device, _ = _module_device_and_dtype(extractor)
+        if isinstance(videos, Tensor):
+            videos = videos.to(device)  # upload uint8 (a quarter of float32) and resize on the extractor's device
+        x = preprocess_videos(videos, self.layout)  # checks the videos first
         parameter = next(extractor.parameters(), None)
-        x = x.to(_module_device_and_dtype(extractor)[0], parameter.dtype if parameter is not None else x.dtype)
+        x = x.to(device, parameter.dtype if parameter is not None else x.dtype)
         # the features must not depend on the precision a Trainer trains in: no autocast around the extractor
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             features = extractor(x)
