@@ -9,7 +9,6 @@ pixels.
 import math
 from pathlib import Path
 from typing import Optional, Union
-from urllib.error import URLError
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -172,14 +171,10 @@ def load_raft(
     if isinstance(weights, str) and weights in enum.__members__:
         weights = enum[weights]
     if isinstance(weights, enum):
-        try:
-            model = builder(weights=weights, progress=progress)
-        except (URLError, OSError) as error:
-            target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-            raise RuntimeError(
-                f"Could not download the {name} weights {weights} ({error}). Download {weights.url} yourself and put"
-                f" it at {target}, or pass the path of a saved state dict as `weights`."
-            ) from error
+        from torchmetrics_ext.models.weights import build_with_torchvision_weights
+
+        otherwise = "or pass the path of a saved state dict as `weights`"
+        model = build_with_torchvision_weights(builder, name, weights, otherwise, progress=progress)
     elif isinstance(weights, (str, Path)) and Path(weights).is_file():
         model = builder(weights=None)
         state_dict = torch.load(weights, map_location="cpu", weights_only=True)

@@ -11,6 +11,7 @@ no network access.
 import hashlib
 import os
 from pathlib import Path
+from typing import Any, Callable
 from urllib.error import URLError
 
 import torch
@@ -103,3 +104,37 @@ def default_i3d(progress: bool = True) -> nn.Module:
         return load_i3d(path)
     except ValueError as error:
         raise RuntimeError(f"The I3D weights at {path} are not usable: {error} {_where_to_put_it(path)}") from error
+
+
+def build_with_torchvision_weights(
+    builder: Callable[..., nn.Module], name: str, weights: Any, otherwise: str, **kwargs: Any
+) -> nn.Module:
+    """``builder(weights=weights)`` for a torchvision weights enum member; offline, say what to download and where.
+
+    Args:
+        builder: a torchvision model builder such as ``raft_large`` or ``vit_b_16``.
+        name: the model's name in the error message.
+        weights: a member of the builder's weights enum.
+        otherwise: what the user can do instead, ending the error message.
+        kwargs: more keyword arguments of the builder (``progress``).
+
+    Returns:
+        The model with its weights, downloaded once into torch hub's checkpoint folder.
+
+    Raises:
+        RuntimeError: if the weights cannot be downloaded.
+
+    Example:
+        >>> from torchmetrics_ext.models.weights import build_with_torchvision_weights
+        >>> callable(build_with_torchvision_weights)
+        True
+
+    """
+    try:
+        return builder(weights=weights, **kwargs)
+    except (URLError, OSError) as error:
+        target = _checkpoint_dir() / Path(weights.url).name
+        raise RuntimeError(
+            f"Could not download the {name} weights {weights} ({error}). Download {weights.url} yourself"
+            f" and put it at {target}, {otherwise}."
+        ) from error

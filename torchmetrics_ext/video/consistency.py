@@ -1,8 +1,6 @@
 """Temporal consistency of the frame embeddings of videos (VBench's subject/background consistency), as a metric."""
 
-from pathlib import Path
 from typing import Any, Optional, Union
-from urllib.error import URLError
 
 import torch
 from torch import Tensor, nn
@@ -26,15 +24,11 @@ def _default_encoder(progress: bool = True) -> nn.Module:
     """
     from torchvision import models  # imported only when the default encoder is asked for
 
+    from torchmetrics_ext.models.weights import build_with_torchvision_weights
+
     weights = models.ViT_B_16_Weights.IMAGENET1K_V1
-    try:
-        network = models.vit_b_16(weights=weights, progress=progress)
-    except (URLError, OSError) as error:
-        target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-        raise RuntimeError(
-            f"Could not download the vit_b_16 weights {weights} ({error}). Download {weights.url} yourself and put it"
-            f" at {target}, or pass your own `nn.Module` as `encoder`."
-        ) from error
+    otherwise = "or pass your own `nn.Module` as `encoder`"
+    network = build_with_torchvision_weights(models.vit_b_16, "vit_b_16", weights, otherwise, progress=progress)
     network.heads = nn.Identity()
     return nn.Sequential(weights.transforms(), network)
 
