@@ -1,4 +1,11 @@
-"""Small videos the tests encode themselves: video files with PyAV, frame folders with Pillow."""
+"""Small videos the tests encode themselves: video files with PyAV, frame folders with Pillow.
+
+Usage::
+
+    frames = smooth_frames(12, 32, 48)                      # uint8 [T, H, W, 3]
+    write_video(tmp_path / "a.mp4", frames, "libx264")      # codecs: the keys of CODECS
+    write_frame_folder(tmp_path / "frames" / "a", frames)   # frame_0.png, frame_1.png, ...
+"""
 
 from pathlib import Path
 
@@ -6,7 +13,7 @@ import av
 import numpy as np
 from PIL import Image
 
-# codec -> (container suffix, pixel format); all are in PyAV's wheels
+# codec -> (container suffix, pixel format); all are in PyAV's wheels. libx264 needs even sizes; the others take odd.
 CODECS = {
     "libx264": (".mp4", "yuv420p"),
     "mpeg4": (".avi", "yuv420p"),
@@ -14,6 +21,9 @@ CODECS = {
     "mjpeg": (".avi", "yuvj420p"),
     "gif": (".gif", "rgb8"),
 }
+
+# high quality, so that lossy round trips stay close to what was written
+_QUALITY = {"libx264": {"crf": "12"}, "mpeg4": {"qscale": "2"}, "mjpeg": {"qscale": "2"}}
 
 
 def smooth_frames(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -29,11 +39,17 @@ def smooth_frames(frames: int, height: int, width: int, seed: int = 0) -> np.nda
 
 
 def write_video(path: Path, frames: np.ndarray, codec: str = "libx264", fps: int = 8) -> Path:
-    """Encode uint8 ``[T, H, W, 3]`` frames into ``path`` with ``codec`` (a key of ``CODECS``)."""
+    """Encode uint8 ``[T, H, W, 3]`` frames into ``path`` with ``codec`` (a key of ``CODECS``) at ``fps``.
+
+    The container is chosen by the suffix of ``path`` (``CODECS[codec][0]`` is one that works). Returns ``path``.
+    """
     _, pixel_format = CODECS[codec]
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pixel_format
+        if codec == "libvpx-vp9":
+            stream.bit_rate = 4_000_000
+        stream.options = _QUALITY.get(codec, {})
         for image in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
                 container.mux(packet)
@@ -43,7 +59,10 @@ def write_video(path: Path, frames: np.ndarray, codec: str = "libx264", fps: int
 
 
 def write_frame_folder(folder: Path, frames: np.ndarray, pattern: str = "frame_{}.png") -> Path:
-    """Write uint8 ``[T, H, W, 3]`` frames as PNG files ``frame_0.png``, ``frame_1.png``, ... in ``folder``."""
+    """Write uint8 ``[T, H, W, 3]`` frames as ``frame_0.png``, ``frame_1.png``, ... in ``folder`` (created).
+
+    ``pattern`` names frame ``i``; its suffix picks the format (``"img{}.jpg"`` for JPEG). Returns ``folder``.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     for index, image in enumerate(frames):
         Image.fromarray(np.ascontiguousarray(image)).save(folder / pattern.format(index))

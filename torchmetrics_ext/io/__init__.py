@@ -2,7 +2,8 @@
 
 from torchmetrics_ext.io.clips import ClipSampling
 from torchmetrics_ext.io.dataset import VideoClipDataset, collate_clips
-from torchmetrics_ext.io.reading import VideoReadError, read_clip, read_video
+from torchmetrics_ext.io.errors import VideoReadError
+from torchmetrics_ext.io.reading import read_clip, read_video
 from torchmetrics_ext.io.sources import (
     IMAGE_EXTENSIONS,
     TENSOR_EXTENSIONS,
