@@ -16,6 +16,7 @@ the difference above would lose the value's relative precision, so it is taken a
 whose terms are all small, and ``log1p`` keeps the relative error near 1e-7 however close to 0 the value is.
 """
 
+import os
 from typing import NamedTuple, Optional
 
 import torch
@@ -197,6 +198,13 @@ def _causal_lm_statistics(
     """
     _check_causal_lm_inputs(logits, labels, attention_mask, shift, top_k or 1)
     rows, tokens = _select_targets(labels, attention_mask, ignore_index, shift, logits.shape[-1])
+    if _use_triton(logits):  # one pass of a Triton kernel over the rows for the NLL and the rank of each target
+        from torchmetrics_ext.functional.text._triton_kernel import _triton_row_statistics
+
+        nll, rank = _triton_row_statistics(logits, rows, tokens)
+        nll, finite = nll.double(), torch.isfinite(nll)
+        hits = rank < top_k if top_k is not None else torch.zeros_like(finite)
+        return _summed_statistics(nll if need_nll else None, hits, finite, tokens.numel(), non_finite)
     work_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
     step = min(chunk_size or _default_chunk_size(logits.shape[-1], logits.device, work_dtype), max(1, len(tokens)))
     # the chunk-sized buffers, reused for every chunk: the whole extra memory of the call but for [N] vectors
@@ -221,17 +229,37 @@ def _causal_lm_statistics(
         if top_k is not None:
             hits[part], finite[part] = _top_k_hits(work, target, top_k)
 
-    nll_sum = torch.zeros((), dtype=torch.float64, device=logits.device)
+    nll = None
     if need_nll:
         nll = _log_normalizer(logit_at, log_prob_at) - target_logit.squeeze(1).double()
         _refine_confident_nll(nll, logits, rows, tokens, buffer)
         finite = torch.isfinite(nll)
+    return _summed_statistics(nll, hits, finite, tokens.numel(), non_finite)
+
+
+def _use_triton(logits: Tensor) -> bool:
+    """Whether the Triton kernel reads ``logits``: CUDA logits of float32 or lower precision, Triton importable, and
+    the kernel asked for with ``TORCHMETRICS_EXT_TRITON=1`` (experimental: checked under Triton's CPU interpreter
+    only, not yet compiled and timed on a GPU)."""
+    if os.environ.get("TORCHMETRICS_EXT_TRITON", "0") != "1" or not logits.is_cuda or logits.dtype == torch.float64:
+        return False
+    from torchmetrics_ext.functional.text._triton_kernel import _TRITON_DTYPES, _triton_available
+
+    return logits.dtype in _TRITON_DTYPES and _triton_available(logits)
+
+
+def _summed_statistics(
+    nll: Optional[Tensor], hits: Tensor, finite: Tensor, total: int, non_finite: str
+) -> CausalLMStatistics:
+    """Sum the per-token NLL (float64, or None) and hits over the finite tokens, applying ``non_finite``."""
+    nll_sum = torch.zeros((), dtype=torch.float64, device=finite.device)
+    if nll is not None:
         nll_sum = torch.where(finite, nll, 0.0).sum()
     count = finite.sum()
-    skipped = tokens.numel() - int(count)
+    skipped = total - int(count)
     if skipped and non_finite == "error":
         raise ValueError(
-            f"Argument `logits` expected finite values at the counted positions, but {skipped} of {tokens.numel()}"
+            f"Argument `logits` expected finite values at the counted positions, but {skipped} of {total}"
             " target tokens have NaN or +inf logits, or a target logit of -inf. Pass `non_finite='skip'` to leave"
             " those tokens out."
         )
