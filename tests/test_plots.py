@@ -99,9 +99,13 @@ BUILDERS = {
 PUBLIC = [(module.__name__, name) for module in (text, video) for name in module.__all__]
 
 
-def _scalar(value) -> torch.Tensor:
-    """KVD returns (mean, std): its ``plot`` takes the means."""
-    return value[0] if isinstance(value, tuple) else value
+def _mean(value) -> float:
+    """The value ``plot`` draws: KVD returns (mean, std) and draws the mean."""
+    return float(value[0] if isinstance(value, tuple) else value)
+
+
+def _ydata(ax) -> list:
+    return [float(y) for y in ax.lines[0].get_ydata()]
 
 
 @pytest.mark.parametrize(("module", "name"), PUBLIC, ids=[name for _, name in PUBLIC])
@@ -110,17 +114,23 @@ def test_plot_one_value_and_a_sequence(module, name):
         pytest.fail(f"{module}.{name} has no builder in tests/test_plots.py::BUILDERS: add one to test its `plot`.")
     build, step = BUILDERS[name]
     metric = build()
-    values = [_scalar(step(metric, seed)) for seed in range(3)]
+    values = [step(metric, seed) for seed in range(3)]  # as returned: KVD's are (mean, std) tuples
 
     figures = []
     try:
-        fig, ax = metric.plot()
+        fig, ax = metric.plot()  # the current value, compute()
         figures.append(fig)
         assert isinstance(fig, Figure) and isinstance(ax, Axes)
+        assert _ydata(ax) == pytest.approx([_mean(metric.compute())])
+
         fig, ax = metric.plot(values)
         figures.append(fig)
         assert isinstance(fig, Figure) and isinstance(ax, Axes)
-        assert len(ax.lines) >= 1
+        assert _ydata(ax) == pytest.approx([_mean(value) for value in values])
+
+        fig, ax = metric.plot(values[-1])  # one value given
+        figures.append(fig)
+        assert _ydata(ax) == pytest.approx([_mean(values[-1])])
     finally:
         import matplotlib.pyplot as plt
 

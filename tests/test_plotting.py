@@ -104,6 +104,7 @@ HAND_CSV = (
     "2,,,4,1.1,1.9,0.05,,,\n"
     "2,,,5,1.0,1.8,0.05,,,\n"
     "2,,,5,,,,0.5,260.0,2.5\n"
+    ",0.0,,5,,,,,,\n"  # a zero symptom cell: no marker
 )
 
 
@@ -153,6 +154,8 @@ def test_errors(hand_log, tmp_path):
         plot_training_log(missing, tmp_path / "out")
     no_step = tmp_path / "no_step.csv"
     no_step.write_text("epoch,train/loss\n0,1.0\n")
+    with pytest.raises(ValueError, match="folder"):
+        plot_training_log(tmp_path, tmp_path / "out")
     with pytest.raises(ValueError, match=r"no_step\.csv.*`step`"):
         plot_training_log(no_step, tmp_path / "out")
     with pytest.raises(ValueError, match=r"metrics\.csv.*'val/bleu'.*'val/fvd'"):

@@ -35,7 +35,8 @@ def default_mode(monitor: str) -> str:
 def _read_log(csv_path: Union[str, Path]) -> tuple[list[str], list[dict[str, str]]]:
     path = Path(csv_path)
     if not path.is_file():
-        raise ValueError(f"Training log {str(path)!r} expected to be a CSV file, but it does not exist.")
+        found = "it is a folder" if path.is_dir() else "it does not exist"
+        raise ValueError(f"Training log {str(path)!r} expected to be a CSV file, but {found}.")
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         columns = list(reader.fieldnames or [])
@@ -162,8 +163,9 @@ def plot_training_log(
     - one file per other ``val/...`` column, named after it with ``/`` replaced by ``_`` (``val_fvd.png``).
 
     Other columns are not drawn; the ``health/<symptom>`` columns are markers, not curves: each step where one has a
-    value gets a dotted red vertical line labelled with the symptom on every plot. With ``monitor``, the first row
-    with its best value gets a dashed vertical line labelled ``best <monitor> (epoch N)`` on every plot.
+    non-zero value (the monitor logs 1) gets a dotted red vertical line labelled with the symptom on every plot.
+    With ``monitor``, the first row with its best value gets a dashed vertical line labelled
+    ``best <monitor> (epoch N)`` on every plot.
 
     Args:
         csv_path: the ``metrics.csv`` written by ``lightning.pytorch.loggers.CSVLogger``.
@@ -222,8 +224,9 @@ def _training_figures(csv_path: Union[str, Path], monitor: Optional[str], mode: 
     markers = []  # (step, symptom), one per step at which a symptom was logged
     for column in columns:
         if column.startswith("health/"):
-            steps, _ = _series(rows, column)
-            markers += [(step, column[len("health/") :]) for step in sorted(set(steps))]
+            steps, values = _series(rows, column)
+            found = sorted({step for step, value in zip(steps, values) if value != 0 and not math.isnan(value)})
+            markers += [(step, column[len("health/") :]) for step in found]
 
     figures = {}
     for stem, group in _groups(columns).items():

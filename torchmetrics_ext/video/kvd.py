@@ -122,17 +122,29 @@ class KernelVideoDistance(_VideoFeatureMetric):
         return mean.float(), std.float()
 
     def plot(
-        self, val: Optional[Union[Tensor, Sequence[Tensor]]] = None, ax: Optional[_AX_TYPE] = None
+        self,
+        val: Optional[Union[Tensor, tuple[Tensor, Tensor], Sequence[Union[Tensor, tuple[Tensor, Tensor]]]]] = None,
+        ax: Optional[_AX_TYPE] = None,
     ) -> _PLOT_OUT_TYPE:
-        """Plot one value or a sequence of values of the KVD mean (``compute()[0]`` when ``val`` is None).
+        """Plot one value or a sequence of values of the KVD mean (``compute()`` when ``val`` is None).
 
         Args:
-            val: a value or a sequence of values: means returned by ``compute``.
+            val: a value or a sequence of values: the ``(mean, std)`` tuples returned by ``compute`` (a tuple of two
+                tensors is read as one such pair), or their means; only the means are drawn.
             ax: a matplotlib axis to draw on; a new figure when None.
 
         Returns:
             The figure and the axis.
 
         """
-        val = val if val is not None else self.compute()[0]
+        val = self.compute() if val is None else val
+        if _is_pair(val):
+            val = val[0]
+        elif isinstance(val, Sequence):
+            val = [item[0] if _is_pair(item) else item for item in val]
         return self._plot(val, ax)
+
+
+def _is_pair(value: Any) -> bool:
+    """Whether ``value`` is a ``(mean, std)`` result of ``compute``."""
+    return isinstance(value, tuple) and len(value) == 2 and all(isinstance(item, Tensor) for item in value)
