@@ -6,10 +6,15 @@ process (CPU) or the peak of the CUDA allocator, minus what it held before the f
 
     python benchmarks/perplexity.py                     # CPU, 4 x 512 x 32000 logits
     python benchmarks/perplexity.py --device cuda --batch 4 --seq-len 2048 --vocab 128256
+
+On CUDA two more rows: the metric with its Triton kernel (``TORCHMETRICS_EXT_TRITON=1``, when Triton imports) and
+the floor, one read of the logits (``torch.amax``), the time a one-pass kernel can approach.
 """
 
 import argparse
+import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -19,6 +24,13 @@ import torch
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 METRICS = ("torchmetrics", "torchmetrics_ext")
+TRITON, FLOOR = "torchmetrics_ext[triton]", "one read (amax)"
+
+
+def _metrics(device: str) -> tuple[str, ...]:
+    if not device.startswith("cuda"):
+        return METRICS
+    return (*METRICS, *((TRITON,) if importlib.util.find_spec("triton") else ()), FLOOR)
 
 
 def _peak_bytes(device: torch.device) -> int:
@@ -61,7 +73,14 @@ def run_one(args: argparse.Namespace) -> dict:
         def update(logits: torch.Tensor, labels: torch.Tensor) -> None:
             metric.update(logits[:, :-1], labels[:, 1:])  # the shift torchmetrics leaves to its users
 
+    elif args.metric == FLOOR:
+        metric = Perplexity(ignore_index=-100).to(device)  # never updated: the row has no value
+
+        def update(logits: torch.Tensor, labels: torch.Tensor) -> None:
+            torch.amax(logits)
+
     else:
+        os.environ["TORCHMETRICS_EXT_TRITON"] = "1" if args.metric == TRITON else "0"
         metric = CausalLMPerplexity().to(device)
         update = metric.update
     update(logits[:1, :8], labels[:1, :8])  # warm-up: one-time costs (thread pools) are not the update's memory
@@ -81,7 +100,7 @@ def run_one(args: argparse.Namespace) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
-    value = float(metric.compute())
+    value = float(metric.compute()) if args.metric != FLOOR else float("nan")
     reference = _float64_reference(logits.cpu(), labels.cpu())
     return {
         "metric": args.metric,
@@ -102,7 +121,8 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=32000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
-    parser.add_argument("--metric", choices=METRICS, help=argparse.SUPPRESS)  # set in the child processes
+    # set in the child processes
+    parser.add_argument("--metric", choices=(*METRICS, TRITON, FLOOR), help=argparse.SUPPRESS)
     parser.add_argument("--dtype", choices=list(DTYPES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.metric:
@@ -113,12 +133,12 @@ def main() -> None:
         f"logits {args.batch} x {args.seq_len} x {args.vocab} on {args.device}"
         f" ({torch.get_num_threads()} threads, torch {torch.__version__}), median of {args.repeats} updates"
     )
-    header = f"{'dtype':<9} {'metric':<17} {'update ms':>10} {'extra MB':>9} {'% logits':>9} {'rel. error':>11}"
+    header = f"{'dtype':<9} {'metric':<24} {'update ms':>10} {'extra MB':>9} {'% logits':>9} {'rel. error':>11}"
     print(header + f" {'speed-up':>9}")
     print("-" * (len(header) + 10))
     for dtype in args.dtypes:
         rows = {}
-        for metric in METRICS:
+        for metric in _metrics(args.device):
             child = [sys.executable, __file__, "--metric", metric, "--dtype", dtype]
             for name in ("device", "batch", "seq_len", "vocab", "repeats"):
                 child += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
@@ -126,7 +146,7 @@ def main() -> None:
         for metric, row in rows.items():
             speedup = rows["torchmetrics"]["ms"] / row["ms"]
             print(
-                f"{dtype:<9} {metric:<17} {row['ms']:>10.1f} {row['extra_mb']:>9.1f}"
+                f"{dtype:<9} {metric:<24} {row['ms']:>10.2f} {row['extra_mb']:>9.1f}"
                 f" {100 * row['extra_mb'] / row['logits_mb']:>8.1f}% {row['rel_error']:>11.2e} {speedup:>8.1f}x"
             )
 

@@ -76,6 +76,24 @@ def test_fvd_matches_the_metric_and_saved_statistics_give_the_same_value(data, t
     assert math.isclose(again["results"]["fvd"], result["results"]["fvd"], rel_tol=1e-6)
 
 
+def test_fvd_speed_options_reach_the_metric_and_keep_the_value(data):
+    common = [data / "real", data / "fake", "--weights", data / "i3d.pt", "--frames", 9, "--no-progress", "--json", "-"]
+    exact = json.loads(run("fvd", *common).stdout)
+    fast = json.loads(run("fvd", *common, "--precision", "bf16-mixed", "--channels-last").stdout)
+    assert exact["settings"]["extractor_options"]["precision"] == "32-true"
+    assert fast["settings"]["extractor_options"] == {
+        "precision": "bf16-mixed",
+        "channels_last": True,
+        "compile": False,
+        "cuda_graphs": False,
+        "cudnn_benchmark": True,
+    }
+    assert fast["results"]["fvd"] != exact["results"]["fvd"]  # bf16 did run
+    assert math.isclose(fast["results"]["fvd"], exact["results"]["fvd"], rel_tol=2e-2)
+    assert "--precision" in run("fvd", "--help").stdout
+    run("kvd", *common, "--precision", "fp8", expect=2)
+
+
 def test_kvd_reports_mean_and_std_with_a_subset_size_that_fits(data):
     done = run(
         "kvd",

@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--subsets", type=_positive_int, default=100)
             sub.add_argument("--subset-size", type=_positive_int, help="default: min(1000, videos of a side)")
+        speed = sub.add_argument_group("I3D speed (see ExtractorOptions; the default is exact float32)")
+        speed.add_argument("--precision", choices=("32-true", "tf32", "bf16-mixed"), default="32-true")
+        speed.add_argument("--channels-last", action="store_true", help="channels_last_3d inputs and weights")
+        speed.add_argument("--compile", action="store_true", help="torch.compile the network")
+        speed.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs (torch.compile reduce-overhead)")
+        speed.add_argument("--no-cudnn-benchmark", action="store_true", help="no cuDNN algorithm autotuning")
         _add_clip_options(sub)
     sub = commands.add_parser(
         "video-metrics",
@@ -252,7 +258,14 @@ def _run_distance(args: argparse.Namespace) -> dict[str, Any]:
     from torchmetrics_ext.video import FrechetVideoDistance, KernelVideoDistance
 
     statistics = _saved_statistics(args.real)
-    options = {"weights": args.weights, "reset_real_features": False}
+    extractor_options = {
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "compile": args.compile,
+        "cuda_graphs": args.cuda_graphs,
+        "cudnn_benchmark": not args.no_cudnn_benchmark,
+    }
+    options = {"weights": args.weights, "reset_real_features": False, "extractor_options": extractor_options}
     if args.command == "fvd":
         metric = FrechetVideoDistance(ddof=args.ddof, **options)
     else:
@@ -277,7 +290,11 @@ def _run_distance(args: argparse.Namespace) -> dict[str, Any]:
         metric.subset_size = min(1000, real.clips, fake.clips)
     value = metric.compute()
     results = {"fvd": float(value)} if args.command == "fvd" else {"kvd": float(value[0]), "kvd_std": float(value[1])}
-    settings = {"feature_extractor": "i3d", "weights": args.weights or "i3d_pretrained_400.pt (default)"}
+    settings = {
+        "feature_extractor": "i3d",
+        "weights": args.weights or "i3d_pretrained_400.pt (default)",
+        "extractor_options": extractor_options,
+    }
     settings.update(
         {"ddof": args.ddof} if args.command == "fvd" else {"subsets": args.subsets, "subset_size": metric.subset_size}
     )

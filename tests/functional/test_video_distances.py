@@ -58,6 +58,42 @@ def test_frechet_matches_high_precision_on_singular_covariances(dim, n1, n2):
     assert math.isclose(float(value), expected, rel_tol=RTOL_SINGULAR), (float(value), expected)
 
 
+def _spy_svdvals(monkeypatch) -> list:
+    calls = []
+    svdvals = torch.linalg.svdvals
+    monkeypatch.setattr(torch.linalg, "svdvals", lambda a: calls.append(a.shape) or svdvals(a))
+    return calls
+
+
+@pytest.mark.parametrize(("dim", "n1", "n2"), [(8, 40, 60), (16, 20, 17)], ids=["well-conditioned", "n-near-d"])
+def test_frechet_full_rank_path_matches_high_precision(dim, n1, n2, monkeypatch):
+    """Full-rank covariances take the Cholesky/eigvalsh path (no SVD) and keep float64 accuracy."""
+    calls = _spy_svdvals(monkeypatch)
+    x1, x2 = _samples(n1, dim, seed=n1), _samples(n2, dim, seed=200 + n2, shift=0.5)
+    expected = reference.mp_frechet_distance(
+        *reference.mp_mean_and_covariance(x1), *reference.mp_mean_and_covariance(x2)
+    )
+    value = frechet_distance(*_statistics(x1), *_statistics(x2))
+    assert calls == []
+    assert math.isclose(float(value), expected, rel_tol=1e-12), (float(value), expected)
+
+
+@pytest.mark.parametrize(("dim", "n2", "seed"), [(8, 8, 0), (32, 32, 0), (32, 31, 0)])
+def test_frechet_singular_covariance_that_passes_cholesky_takes_the_exact_path(dim, n2, seed, monkeypatch):
+    """A covariance of n <= d samples can pass Cholesky on rounding noise; the root of its noise eigenvalue would put
+    the result 4e-10 to 8e-10 off. The eigenvalue check sends it to the SVD path, exact to 1e-15 here."""
+    calls = _spy_svdvals(monkeypatch)
+    x1, x2 = _samples(3 * dim, dim, seed=seed), _samples(n2, dim, seed=100 + seed + n2)
+    (mu1, sigma1), (mu2, sigma2) = _statistics(x1), _statistics(x2)
+    assert int(torch.linalg.cholesky_ex((sigma2 + sigma2.mT) / 2).info) == 0  # Cholesky alone would not catch it
+    expected = reference.mp_frechet_distance(
+        *reference.mp_mean_and_covariance(x1), *reference.mp_mean_and_covariance(x2)
+    )
+    value = frechet_distance(mu1, sigma1, mu2, sigma2)
+    assert len(calls) == 1
+    assert math.isclose(float(value), expected, rel_tol=1e-13), (float(value), expected)
+
+
 def test_frechet_commuting_singular_covariances_closed_form():
     """Covariances with the same eigenvectors: tr((S1 S2)^1/2) = sum_i sqrt(d1_i d2_i), zeros included."""
     dim = 64

@@ -1,7 +1,8 @@
-"""The Triton kernel of the causal-LM metrics, run on CPU tensors by Triton's interpreter.
+"""The Triton kernel of the causal-LM metrics, run on CPU tensors by Triton's interpreter, and compiled on CUDA.
 
 ``TRITON_INTERPRET=1`` must be set before Triton is imported, so the checks run in one subprocess (the interpreter
-is slow: tiny sizes) that prints its measurements as JSON; the tests below assert on them.
+is slow: tiny sizes) that prints its measurements as JSON; the tests below assert on them. Where a GPU is present
+the same checks also run compiled, on CUDA tensors (``CHECK_DEVICE=cuda``, no interpreter).
 """
 
 import json
@@ -10,17 +11,22 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 pytest.importorskip("triton")
 
+MODES = ["interpreter", *(["cuda"] if torch.cuda.is_available() else [])]
+
 _CHECKS = r"""
 import json
+import os
 import torch
 from torchmetrics_ext.functional.text import _causal_lm
 from torchmetrics_ext.functional.text._triton_kernel import _triton_available, _triton_row_statistics
 
 torch.manual_seed(0)
-out = {"available": _triton_available(torch.zeros(1))}
+DEVICE = os.environ.get("CHECK_DEVICE", "cpu")
+out = {"available": _triton_available(torch.zeros(1, device=DEVICE))}
 
 
 def reference(logits, rows, targets):
@@ -33,7 +39,8 @@ def reference(logits, rows, targets):
 
 
 def compare(name, logits, rows, targets, block_v=0):
-    nll, rank = _triton_row_statistics(logits, rows, targets, block_v=block_v)
+    nll, rank = _triton_row_statistics(logits.to(DEVICE), rows.to(DEVICE), targets.to(DEVICE), block_v=block_v)
+    nll, rank = nll.cpu(), rank.cpu()
     ref_nll, ref_rank = reference(logits, rows, targets)
     out[name] = {
         "dtypes": [str(nll.dtype), str(rank.dtype)],
@@ -77,19 +84,20 @@ compare("confident", confident, torch.arange(3), torch.tensor([5, 5, 5]), block_
 bad = torch.randn(4, 500)
 bad[0, 3], bad[1, 400], bad[2, 9], bad[3, 100] = float("nan"), float("inf"), float("-inf"), float("-inf")
 bad_targets = torch.tensor([1, 2, 9, 50])
-nll, _ = _triton_row_statistics(bad, torch.arange(4), bad_targets, block_v=128)
+nll, _ = _triton_row_statistics(bad.to(DEVICE), torch.arange(4, device=DEVICE), bad_targets.to(DEVICE), block_v=128)
+nll = nll.cpu()
 out["non_finite"] = [repr(v) for v in nll.tolist()]
 out["non_finite_row3_err"] = abs(nll[3].item() - reference(bad, torch.arange(4), bad_targets)[0][3].item())
 
 # the hook: the metrics through the kernel (as on CUDA) equal the chunked PyTorch core
-logits = torch.randn(2, 9, 777, dtype=torch.bfloat16) * 4
-labels = torch.randint(0, 777, (2, 9))
+logits = (torch.randn(2, 9, 777, dtype=torch.bfloat16) * 4).to(DEVICE)
+labels = torch.randint(0, 777, (2, 9)).to(DEVICE)
 labels[0, 3] = -100
-mask = torch.ones(2, 9, dtype=torch.long)
+mask = torch.ones(2, 9, dtype=torch.long, device=DEVICE)
 mask[1, 7:] = 0
 hook = {}
 use_triton = _causal_lm._use_triton
-assert not use_triton(logits)  # CPU logits take the PyTorch core
+assert not use_triton(logits)  # CPU logits, and CUDA ones without TORCHMETRICS_EXT_TRITON=1, take the PyTorch core
 for top_k in [1, 5]:
     for need_nll in [True, False]:
         kwargs = dict(attention_mask=mask, top_k=top_k, need_nll=need_nll)
@@ -120,9 +128,11 @@ print("RESULT" + json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def results():
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
+@pytest.fixture(scope="module", params=MODES)
+def results(request):
+    unset = ("TRITON_INTERPRET", "TORCHMETRICS_EXT_TRITON")
+    env = {key: value for key, value in os.environ.items() if key not in unset}
+    env.update({"TRITON_INTERPRET": "1"} if request.param == "interpreter" else {"CHECK_DEVICE": "cuda"})
     done = subprocess.run([sys.executable, "-c", _CHECKS], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))

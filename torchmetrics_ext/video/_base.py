@@ -10,6 +10,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 from torchmetrics_ext.functional.video.preprocess import FVD_FRAME_SIZE, FVD_MIN_FRAMES, preprocess_videos
 from torchmetrics_ext.metric import StateSafeMetric
 from torchmetrics_ext.models.i3d import InceptionI3d, load_i3d
+from torchmetrics_ext.models.inference import ExtractorOptions
 from torchmetrics_ext.utilities.checks import _check_video_layout
 from torchmetrics_ext.utilities.modules import _freeze, _module_device_and_dtype
 
@@ -64,6 +65,25 @@ def _num_features(extractor: nn.Module) -> int:
     return out.shape[1]
 
 
+def _extractor_options(options: Union[None, ExtractorOptions, dict]) -> ExtractorOptions:
+    if options is None:
+        return ExtractorOptions()
+    if isinstance(options, dict):
+        fields = set(ExtractorOptions.__dataclass_fields__)
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise ValueError(
+                f"Argument `extractor_options` expected a dict with keys among {sorted(fields)}, but got {unknown}."
+            )
+        return ExtractorOptions(**options)
+    if not isinstance(options, ExtractorOptions):
+        raise ValueError(
+            "Argument `extractor_options` expected `None`, an `ExtractorOptions` or a dict of its fields, but got"
+            f" {type(options).__name__}."
+        )
+    return options
+
+
 def _shallow_copy(value: Any) -> Any:
     return list(value) if isinstance(value, list) else value
 
@@ -72,7 +92,9 @@ class _VideoFeatureMetric(StateSafeMetric):
     """Extracts features of videos with a frozen network and keeps the real side through ``reset`` on request.
 
     The extractor is held outside the module tree: it is not in ``state_dict`` or ``parameters()``, follows the
-    metric to its device but never to another dtype (``module.to(torch.bfloat16)`` leaves it in float32).
+    metric to its device but never to another dtype (``module.to(torch.bfloat16)`` leaves it in float32). It runs
+    with ``extractor_options`` (precision, layout, autotuning, compilation); a compiled copy is made on first use
+    and is neither pickled nor copied with the metric.
     """
 
     is_differentiable = False
@@ -88,9 +110,11 @@ class _VideoFeatureMetric(StateSafeMetric):
         weights: Optional[Union[str, Path]] = None,
         reset_real_features: bool = True,
         layout: str = "BTCHW",
+        extractor_options: Union[None, ExtractorOptions, dict] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.extractor_options = _extractor_options(extractor_options)
         if not isinstance(reset_real_features, bool):
             raise ValueError(f"Argument `reset_real_features` expected to be a `bool` but got {reset_real_features!r}.")
         _check_video_layout(layout)
@@ -98,7 +122,12 @@ class _VideoFeatureMetric(StateSafeMetric):
         self.layout = layout
         extractor, self.feature_extractor_name = _build_feature_extractor(feature_extractor, weights)
         self._hold("_feature_extractor", extractor)
+        self._compiled_extractor: Optional[Any] = None  # made on first use from `extractor_options`
         self.num_features = _num_features(extractor)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a compiled module is tied to this process and this extractor: copies and pickles compile their own
+        return {**super().__getstate__(), "_compiled_extractor": None}
 
     @property
     def feature_extractor(self) -> nn.Module:
@@ -114,9 +143,12 @@ class _VideoFeatureMetric(StateSafeMetric):
         x = preprocess_videos(videos, self.layout)  # checks the videos first
         parameter = next(extractor.parameters(), None)
         x = x.to(device, parameter.dtype if parameter is not None else x.dtype)
-        # the features must not depend on the precision a Trainer trains in: no autocast around the extractor
-        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-            features = extractor(x)
+        options = self.extractor_options
+        if self._compiled_extractor is None and options.compile_mode is not None:
+            # a plain attribute, not a submodule: kept out of `state_dict`, `parameters()` and the module tree
+            object.__setattr__(self, "_compiled_extractor", options.compile_module(extractor))
+        # under any autocast of the caller's, the features are those of the options' precision (float32 by default)
+        features = options.run(extractor, x, self._compiled_extractor)
         if not isinstance(features, Tensor) or features.shape != (x.shape[0], self.num_features):
             seen = f"shape {list(features.shape)}" if isinstance(features, Tensor) else type(features).__name__
             raise ValueError(

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from torchmetrics.utilities import rank_zero_warn
 
 from torchmetrics_ext.functional.video.frechet import _mean_and_covariance, frechet_distance
+from torchmetrics_ext.models.inference import ExtractorOptions
 from torchmetrics_ext.video._base import _VideoFeatureMetric
 
 
@@ -51,6 +52,10 @@ class FrechetVideoDistance(_VideoFeatureMetric):
             to download the default weights once; must be ``None`` with a module.
         reset_real_features: ``False`` keeps the real side through ``reset``: extract the reference videos once.
         layout: ``"BTCHW"`` or ``"BCTHW"``, the order of the dimensions of ``videos``.
+        extractor_options: how the extractor runs, an
+            :class:`~torchmetrics_ext.models.ExtractorOptions` or a dict of its fields: precision (``"32-true"``
+            by default, TF32 off, as published FVD; ``"tf32"``; ``"bf16-mixed"``), ``channels_last``,
+            ``cudnn_benchmark``, ``compile`` and ``cuda_graphs``. A caller's autocast does not reach the extractor.
         ddof: the covariance is divided by ``n - ddof``: 1 as TensorFlow's FVD, 0 as StyleGAN-V.
         kwargs: additional keyword arguments of :class:`~torchmetrics.Metric`.
 
@@ -90,11 +95,12 @@ class FrechetVideoDistance(_VideoFeatureMetric):
         reset_real_features: bool = True,
         layout: str = "BTCHW",
         ddof: int = 1,
+        extractor_options: Union[None, ExtractorOptions, dict] = None,
         **kwargs: Any,
     ) -> None:
         if not (isinstance(ddof, int) and not isinstance(ddof, bool) and ddof in (0, 1)):
             raise ValueError(f"Argument `ddof` expected to be 0 or 1 but got {ddof!r}.")
-        super().__init__(feature_extractor, weights, reset_real_features, layout, **kwargs)
+        super().__init__(feature_extractor, weights, reset_real_features, layout, extractor_options, **kwargs)
         self.ddof = ddof
         dim = self.num_features
         for side in ("real", "fake"):

@@ -8,6 +8,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from torchmetrics_ext.functional.video.kernel import _check_kernel_options, kernel_distance
+from torchmetrics_ext.models.inference import ExtractorOptions
 from torchmetrics_ext.video._base import _VideoFeatureMetric
 
 
@@ -52,6 +53,10 @@ class KernelVideoDistance(_VideoFeatureMetric):
         coef: constant :math:`c` of the kernel.
         reset_real_features: ``False`` keeps the real side through ``reset``: extract the reference videos once.
         layout: ``"BTCHW"`` or ``"BCTHW"``, the order of the dimensions of ``videos``.
+        extractor_options: how the extractor runs, an
+            :class:`~torchmetrics_ext.models.ExtractorOptions` or a dict of its fields: precision (``"32-true"``
+            by default, TF32 off, as published FVD; ``"tf32"``; ``"bf16-mixed"``), ``channels_last``,
+            ``cudnn_benchmark``, ``compile`` and ``cuda_graphs``. A caller's autocast does not reach the extractor.
         kwargs: additional keyword arguments of :class:`~torchmetrics.Metric`.
 
     Raises:
@@ -91,10 +96,11 @@ class KernelVideoDistance(_VideoFeatureMetric):
         coef: float = 1.0,
         reset_real_features: bool = True,
         layout: str = "BTCHW",
+        extractor_options: Union[None, ExtractorOptions, dict] = None,
         **kwargs: Any,
     ) -> None:
         _check_kernel_options(subsets, subset_size, degree, gamma, coef)
-        super().__init__(feature_extractor, weights, reset_real_features, layout, **kwargs)
+        super().__init__(feature_extractor, weights, reset_real_features, layout, extractor_options, **kwargs)
         self.subsets, self.subset_size, self.degree, self.gamma, self.coef = subsets, subset_size, degree, gamma, coef
         self.add_state("real_features", default=[], dist_reduce_fx="cat")
         self.add_state("fake_features", default=[], dist_reduce_fx="cat")

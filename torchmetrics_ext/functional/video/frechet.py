@@ -15,16 +15,25 @@ The last trace is taken through the symmetric form, never through the square roo
         = \sum_i \sqrt{\lambda_i(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2})}
         = \lVert F_1^\top F_2 \rVert_*
 
-where :math:`F_k = V_k \Lambda_k^{1/2}` is the factor :math:`F_k F_k^\top = \Sigma_k` given by ``eigh`` and
-:math:`\lVert \cdot \rVert_*` the nuclear norm (sum of singular values): the singular values of
-:math:`F_1^\top F_2` are the square roots of the eigenvalues of :math:`\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}`, but an
-SVD gives small ones to an absolute error near the rounding unit where the square root of a computed eigenvalue
-would give its square root, 1e-8. Eigenvalues of a covariance at or below ``D * eps * max|lambda|`` (the tolerance of
-``numpy.linalg.matrix_rank``) are rounding noise around 0 and are left out of its factor: a covariance of fewer
-samples than dimensions is singular, and its null space would otherwise add about 1e-8 per dimension to the trace.
+Two ways to that sum, the first tried first:
+
+- **Full rank, one symmetric eigenvalue problem.** With the Cholesky factor :math:`\Sigma_2 = L L^\top`,
+  :math:`\Sigma_1 \Sigma_2` is similar to the symmetric :math:`L^\top \Sigma_1 L`, whose eigenvalues ``eigvalsh``
+  gives without eigenvectors: a Cholesky, two products and ``eigvalsh``, about four times faster than the second
+  way on the CPU at D = 2048. It is used when every eigenvalue is clear of the rounding noise of the product,
+  :math:`\lambda_{\min} > D \varepsilon \lVert\Sigma_1\rVert_F \lVert\Sigma_2\rVert_F`, where the square
+  root of each is accurate to far better than SciPy's ``sqrtm``.
+- **Singular, or nearly.** Otherwise the square root of a computed eigenvalue near 0 would be off by about 1e-8 (the
+  square root of the rounding unit), for each one. The trace is then the nuclear norm
+  :math:`\lVert F_1^\top F_2 \rVert_*` of the factors :math:`F_k = V_k \Lambda_k^{1/2}`,
+  :math:`F_k F_k^\top = \Sigma_k`, from ``eigh``: the singular values of :math:`F_1^\top F_2` are the square roots
+  of the eigenvalues of :math:`\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}`, and an SVD gives small ones to an absolute
+  error near the rounding unit. Eigenvalues of a covariance at or below ``D * eps * max|lambda|`` (the tolerance of
+  ``numpy.linalg.matrix_rank``) are rounding noise around 0 and are left out of its factor: a covariance of fewer
+  samples than dimensions is singular, and its null space would otherwise add about 1e-8 per dimension to the trace.
 """
 
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -54,6 +63,27 @@ def _range_factor(sigma: Tensor) -> Tensor:
     tolerance = eigenvalues.abs().max() * sigma.shape[0] * torch.finfo(sigma.dtype).eps
     kept = eigenvalues > tolerance  # also drops the negative rounding noise of a singular covariance
     return eigenvectors[:, kept] * eigenvalues[kept].sqrt()
+
+
+def _trace_sqrt_full_rank(sigma1: Tensor, sigma2: Tensor) -> Optional[Tensor]:
+    """``sum sqrt(eig(L^T sigma1 L))`` with ``sigma2 = L L^T``, or ``None`` when the product is numerically singular."""
+    lower, info = torch.linalg.cholesky_ex(sigma2)
+    if int(info) != 0:  # sigma2 is not numerically positive definite
+        return None
+    eigenvalues = torch.linalg.eigvalsh(_symmetric(lower.mT @ sigma1 @ lower))
+    noise = sigma1.shape[0] * torch.finfo(sigma1.dtype).eps * torch.linalg.norm(sigma1) * torch.linalg.norm(sigma2)
+    if not bool(eigenvalues[0] > noise):  # ascending: the smallest is within the noise, its root would be off
+        return None
+    return eigenvalues.sqrt().sum()
+
+
+def _trace_sqrt_product(sigma1: Tensor, sigma2: Tensor) -> Tensor:
+    """``tr((sigma1^(1/2) sigma2 sigma1^(1/2))^(1/2))`` of symmetric PSD float64 matrices (see the module's notes)."""
+    full_rank = _trace_sqrt_full_rank(sigma1, sigma2)
+    if full_rank is not None:
+        return full_rank
+    # singular values of F1^T F2 = square roots of the eigenvalues of sigma1^(1/2) sigma2 sigma1^(1/2)
+    return torch.linalg.svdvals(_range_factor(sigma1).mT @ _range_factor(sigma2)).sum()
 
 
 def _mean_and_covariance(
@@ -99,11 +129,13 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
         d^2 = \lVert \mu_1 - \mu_2 \rVert^2 + \operatorname{tr}\Sigma_1 + \operatorname{tr}\Sigma_2
             - 2 \operatorname{tr}\big((\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2})^{1/2}\big)
 
-    computed in float64 whatever the input dtype, with the last trace taken as the nuclear norm of
-    :math:`F_1^\top F_2`, :math:`F_k F_k^\top = \Sigma_k` from ``eigh``: exact to rounding also when a covariance
-    is singular (fewer samples than dimensions), where ``scipy.linalg.sqrtm`` loses half the digits. The inputs are
-    symmetrised; eigenvalues at or below ``D * eps * max|lambda|`` are taken as 0. The exact value is never
-    negative: the rounding error of the difference (about 1e-15 of the traces) is clamped at 0.
+    computed in float64 whatever the input dtype. The last trace comes from the eigenvalues of
+    :math:`L^\top \Sigma_1 L` (:math:`\Sigma_2 = L L^\top`) when they are all clear of rounding noise, and
+    otherwise from the nuclear norm of :math:`F_1^\top F_2`, :math:`F_k F_k^\top = \Sigma_k` from ``eigh``: exact to
+    rounding also when a covariance is singular (fewer samples than dimensions), where ``scipy.linalg.sqrtm`` loses
+    half the digits. The inputs are symmetrised; on the singular path eigenvalues at or below
+    ``D * eps * max|lambda|`` are taken as 0. The exact value is never negative: the rounding error of the
+    difference (about 1e-15 of the traces) is clamped at 0.
 
     Args:
         mu1: ``[D]`` mean of the first set of features.
@@ -134,8 +166,7 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
         )
     mu1, mu2 = mu1.double(), mu2.double()
     sigma1, sigma2 = _symmetric(sigma1.double()), _symmetric(sigma2.double())
-    # singular values of F1^T F2 = square roots of the eigenvalues of sigma1^(1/2) sigma2 sigma1^(1/2)
-    trace_sqrt = torch.linalg.svdvals(_range_factor(sigma1).mT @ _range_factor(sigma2)).sum()
+    trace_sqrt = _trace_sqrt_product(sigma1, sigma2)
     diff = mu1 - mu2
     value = diff @ diff + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt
     return value.clamp(min=0)
