@@ -67,9 +67,9 @@ def _network(weights: Optional[str], calibration: torch.Tensor) -> torch.nn.Modu
 def _videos(count: int, frames: int, seed: int, device: torch.device) -> torch.Tensor:
     """uint8 [count, frames, 3, 224, 224]: smooth random motion, so that the features differ between sets."""
     gen = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(count, 3, frames, 7, 7, generator=gen)
+    coarse = torch.rand(count, 3, frames, 7, 7, generator=gen).to(device)  # upsampled on the device
     fine = torch.nn.functional.interpolate(coarse, size=(frames, 224, 224), mode="trilinear")
-    return (fine * 255).round().to(torch.uint8).transpose(1, 2).contiguous().to(device)
+    return (fine * 255).round().to(torch.uint8).transpose(1, 2).contiguous()
 
 
 def _measure(options: ExtractorOptions, args: argparse.Namespace, device: torch.device, data: dict) -> dict:

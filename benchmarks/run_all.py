@@ -35,7 +35,17 @@ def _cases(device: str, quick: bool) -> list[tuple[str, list[str]]]:
     perplexity = ["--batch", "4", "--seq-len", "2048", "--vocab", "128256"] if gpu else ["--repeats", "7"]
     return [
         ("Causal-LM perplexity", ["perplexity.py", *perplexity]),
-        ("I3D features", ["i3d_throughput.py", *(["--batch", "16"] if gpu else [])]),
+        (
+            "I3D features",
+            [
+                "i3d_throughput.py",
+                *(
+                    ["--batch", "16", "--repeats", "10", "--fvd-batches", "32"]
+                    if gpu
+                    else ["--compile", "--fvd-batches", "4"]
+                ),
+            ],
+        ),
         ("RAFT optical flow", ["raft_throughput.py", *(["--repeats", "10"] if gpu else [])]),
         ("Fréchet distance", ["frechet.py"]),
     ]

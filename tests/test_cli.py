@@ -90,6 +90,13 @@ def test_fvd_speed_options_reach_the_metric_and_keep_the_value(data):
     }
     assert fast["results"]["fvd"] != exact["results"]["fvd"]  # bf16 did run
     assert math.isclose(fast["results"]["fvd"], exact["results"]["fvd"], rel_tol=2e-2)
+    # the scripted detector cannot be compiled: said once, run eagerly in float32, the same value
+    done = run("fvd", *common, "--compile", "--no-cudnn-benchmark")
+    compiled = json.loads(done.stdout)
+    assert compiled["settings"]["extractor_options"]["compile"] is True
+    assert compiled["settings"]["extractor_options"]["cudnn_benchmark"] is False
+    assert done.stderr.count("not applied to TorchScript") == 1
+    assert math.isclose(compiled["results"]["fvd"], exact["results"]["fvd"], rel_tol=1e-6)
     assert "--precision" in run("fvd", "--help").stdout
     run("kvd", *common, "--precision", "fp8", expect=2)
 

@@ -79,19 +79,33 @@ def test_frechet_full_rank_path_matches_high_precision(dim, n1, n2, monkeypatch)
 
 
 @pytest.mark.parametrize(("dim", "n2", "seed"), [(8, 8, 0), (32, 32, 0), (32, 31, 0)])
-def test_frechet_singular_covariance_that_passes_cholesky_takes_the_exact_path(dim, n2, seed, monkeypatch):
-    """A covariance of n <= d samples can pass Cholesky on rounding noise; the root of its noise eigenvalue would put
-    the result 4e-10 to 8e-10 off. The eigenvalue check sends it to the SVD path, exact to 1e-15 here."""
+def test_frechet_singular_covariance_takes_the_exact_path(dim, n2, seed, monkeypatch):
+    """A covariance of n <= d samples may pass Cholesky on rounding noise (these three did with our BLAS); the root
+    of its noise eigenvalue would then put the result 4e-10 to 8e-10 off. The rank test sends it to the SVD path,
+    exact to 1e-15 here."""
     calls = _spy_svdvals(monkeypatch)
     x1, x2 = _samples(3 * dim, dim, seed=seed), _samples(n2, dim, seed=100 + seed + n2)
     (mu1, sigma1), (mu2, sigma2) = _statistics(x1), _statistics(x2)
-    assert int(torch.linalg.cholesky_ex((sigma2 + sigma2.mT) / 2).info) == 0  # Cholesky alone would not catch it
     expected = reference.mp_frechet_distance(
         *reference.mp_mean_and_covariance(x1), *reference.mp_mean_and_covariance(x2)
     )
     value = frechet_distance(mu1, sigma1, mu2, sigma2)
     assert len(calls) == 1
     assert math.isclose(float(value), expected, rel_tol=1e-13), (float(value), expected)
+
+
+def test_frechet_ill_conditioned_full_rank_takes_the_fast_path_and_agrees_with_the_closed_form(monkeypatch):
+    """Eigenvalues from 1e-10 to 2 (condition 2e10, as real features have): full rank, so no SVD; commuting
+    covariances give tr((S1 S2)^1/2) = sum_i sqrt(d1_i d2_i)."""
+    calls = _spy_svdvals(monkeypatch)
+    dim = 48
+    q = _orthogonal(dim, seed=11)
+    d1, d2 = np.geomspace(1e-10, 2.0, dim), np.geomspace(2.0, 1e-10, dim) * np.linspace(0.5, 1.5, dim)
+    mu1, mu2 = np.zeros(dim), np.full(dim, 0.1)
+    expected = np.sum((mu1 - mu2) ** 2) + d1.sum() + d2.sum() - 2 * np.sqrt(d1 * d2).sum()
+    value = frechet_distance(*(torch.from_numpy(a) for a in (mu1, q @ np.diag(d1) @ q.T, mu2, q @ np.diag(d2) @ q.T)))
+    assert calls == []
+    assert math.isclose(float(value), expected, rel_tol=1e-12), (float(value), expected)
 
 
 def test_frechet_commuting_singular_covariances_closed_form():

@@ -390,3 +390,23 @@ def test_statistics_saved_under_ddp_hold_every_process_part(tmp_path):
     single.update(real, real=True)
     single.update(fake, real=False)
     assert math.isclose(_float64_value(loaded), _float64_value(single), rel_tol=1e-10)
+
+
+def test_videos_reach_the_extractor_device_as_uint8_before_preprocessing(monkeypatch):
+    """The upload is uint8 (a quarter of float32) and the resize runs on the extractor's device; a CPU-only machine
+    cannot tell two devices apart, so the extractor's device is reported as "meta" and the preprocessing spied on."""
+    from torchmetrics_ext.video import _base
+
+    fvd = _fvd()
+    seen = []
+
+    def spy(videos, layout):
+        seen.append((videos.dtype, videos.device))
+        raise RuntimeError("stop after the upload")
+
+    monkeypatch.setattr(_base, "preprocess_videos", spy)
+    monkeypatch.setattr(_base, "_module_device_and_dtype", lambda module: (torch.device("meta"), torch.float32))
+    clips = (videos(2, seed=0) * 255).round().to(torch.uint8)
+    with pytest.raises(RuntimeError, match="stop after the upload"):
+        fvd.update(clips, real=True)
+    assert seen == [(torch.uint8, torch.device("meta"))]

@@ -114,7 +114,7 @@ class _VideoFeatureMetric(StateSafeMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.extractor_options = _extractor_options(extractor_options)
+        self._extractor_options = _extractor_options(extractor_options)
         if not isinstance(reset_real_features, bool):
             raise ValueError(f"Argument `reset_real_features` expected to be a `bool` but got {reset_real_features!r}.")
         _check_video_layout(layout)
@@ -123,11 +123,17 @@ class _VideoFeatureMetric(StateSafeMetric):
         extractor, self.feature_extractor_name = _build_feature_extractor(feature_extractor, weights)
         self._hold("_feature_extractor", extractor)
         self._compiled_extractor: Optional[Any] = None  # made on first use from `extractor_options`
+        self._compile_attempted = False
         self.num_features = _num_features(extractor)
 
     def __getstate__(self) -> dict[str, Any]:
         # a compiled module is tied to this process and this extractor: copies and pickles compile their own
-        return {**super().__getstate__(), "_compiled_extractor": None}
+        return {**super().__getstate__(), "_compiled_extractor": None, "_compile_attempted": False}
+
+    @property
+    def extractor_options(self) -> ExtractorOptions:
+        """How the extractor runs (read-only: a compiled extractor is made for these options)."""
+        return self._extractor_options
 
     @property
     def feature_extractor(self) -> nn.Module:
@@ -143,10 +149,11 @@ class _VideoFeatureMetric(StateSafeMetric):
         x = preprocess_videos(videos, self.layout)  # checks the videos first
         parameter = next(extractor.parameters(), None)
         x = x.to(device, parameter.dtype if parameter is not None else x.dtype)
-        options = self.extractor_options
-        if self._compiled_extractor is None and options.compile_mode is not None:
+        options = self._extractor_options
+        if options.compile_mode is not None and not self._compile_attempted:
             # a plain attribute, not a submodule: kept out of `state_dict`, `parameters()` and the module tree
             object.__setattr__(self, "_compiled_extractor", options.compile_module(extractor))
+            self._compile_attempted = True  # None stays None (TorchScript): warned once
         # under any autocast of the caller's, the features are those of the options' precision (float32 by default)
         features = options.run(extractor, x, self._compiled_extractor)
         if not isinstance(features, Tensor) or features.shape != (x.shape[0], self.num_features):
