@@ -94,7 +94,6 @@ class ExtractorOptions:
         cuda_graphs: replay CUDA graphs, through ``torch.compile(mode="reduce-overhead")``; implies ``compile``.
             It has no effect on the CPU.
 
-
     Raises:
         ValueError: on a precision not listed above, or a switch that is not a ``bool``.
 

@@ -137,8 +137,8 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
     otherwise from the nuclear norm of :math:`F_1^\top F_2`, :math:`F_k F_k^\top = \Sigma_k` from ``eigh``, with
     eigenvalues at or below ``D * eps * max|lambda|`` taken as 0: exact to rounding also when a covariance is
     singular (fewer samples than dimensions), where ``scipy.linalg.sqrtm`` loses half the digits. The inputs are
-    symmetrised. The exact value is never negative: the rounding error of the
-    difference (about 1e-15 of the traces) is clamped at 0.
+    symmetrised. The exact value is never negative: the rounding error of the difference (about 1e-15 of the
+    traces) is clamped at 0.
 
     Args:
         mu1: ``[D]`` mean of the first set of features.
